@@ -1,0 +1,267 @@
+"""``recon``: the command line over :class:`recon.services.Recon`.
+
+Errors an analyst can act on print one line on stderr and exit 1; nothing is half
+written (each command's change is one transaction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from recon.errors import InputError, ReconError
+from recon.model import InvoicePick, PaymentMethod, PaymentRequest
+from recon.money import fmt, parse_amount
+from recon.output import FORMATS, render
+from recon.store import queries
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from recon.services import Recon
+
+    return Recon.open(args.db)
+
+
+def _date_arg(text: str) -> date:
+    from recon.practice import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; expected YYYY-MM-DD") from None
+
+
+def _pick(text: str) -> InvoicePick:
+    invoice_id, sep, amount = text.partition("=")
+    if not invoice_id.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ID or ID=AMOUNT")
+    if not sep:
+        return InvoicePick(invoice_id.strip())
+    try:
+        return InvoicePick(invoice_id.strip(), parse_amount(amount, f"--invoice {invoice_id}"))
+    except ReconError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _amount_arg(text: str) -> Any:
+    try:
+        return parse_amount(text, "--amount")
+    except ReconError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ------------------------------------------------------------------ commands
+@command("load")
+def cmd_load(args: argparse.Namespace) -> int:
+    with _open(args) as recon:
+        summary = recon.load_practice(args.source, args.user)
+    print(summary)
+    return 0
+
+
+@command("pay")
+def cmd_pay(args: argparse.Namespace) -> int:
+    method = PaymentMethod.parse(args.method)
+    if args.amount is None and not args.invoice:
+        raise InputError("pay: give --amount, or one or more --invoice ID[=AMOUNT]")
+    request = PaymentRequest(
+        client_id=args.client,
+        payer=args.payer,
+        method=method,
+        amount=args.amount,
+        picks=tuple(args.invoice or ()),
+        payment_number=args.payment_number,
+        notes=args.notes,
+        received_on=args.date,
+        idempotency_key=args.key,
+    )
+    with _open(args) as recon:
+        if method is PaymentMethod.INSURANCE_CARD:
+            from recon.cards import charge_card_payment
+
+            receipt = charge_card_payment(recon, request, args.user, token=args.payment_method_token)
+        else:
+            receipt = recon.record_payment(request, args.user)
+    for warning in receipt.warnings:
+        print(f"recon: warning: {warning}", file=sys.stderr)
+    if receipt.replayed:
+        print(f"Already recorded as payment {receipt.payment_id}; nothing new was recorded")
+        return 0
+    applied = ", ".join(f"{inv} {fmt(amt)}" for inv, amt in receipt.allocations) or "no invoice"
+    print(f"Recorded payment {receipt.payment_id}: {fmt(receipt.amount)} ({method.label}); applied {applied}")
+    if receipt.unapplied:
+        print(f"Unapplied credit on this payment: {fmt(receipt.unapplied)}")
+    return 0
+
+
+@command("void")
+def cmd_void(args: argparse.Namespace) -> int:
+    with _open(args) as recon:
+        from recon.cards import void_any_payment
+
+        reversal = void_any_payment(recon, args.payment_id, args.user, args.reason)
+    print(f"Voided {args.payment_id} by reversing entry {reversal}")
+    return 0
+
+
+@command("ledger")
+def cmd_ledger(args: argparse.Namespace) -> int:
+    with _open(args) as recon:
+        recon.client(args.client)
+        table = recon.arrow(queries.ledger_sql("client_id = $1"), [args.client])
+    sys.stdout.write(render(table, args.format, queries.LEDGER_COLUMNS if args.format == "table" else None))
+    return 0
+
+
+@command("payments")
+def cmd_payments(args: argparse.Namespace) -> int:
+    with _open(args) as recon:
+        if args.client:
+            recon.client(args.client)
+            table = recon.arrow(queries.payments_sql("client_id = $1"), [args.client])
+        else:
+            table = recon.arrow(queries.payments_sql())
+    cols = queries.PAYMENT_COLUMNS if args.format == "table" else None
+    sys.stdout.write(render(table, args.format, cols))
+    return 0
+
+
+@command("clients")
+def cmd_clients(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
+    with _open(args) as recon:
+        frame = recon.clients(args.search)
+    sys.stdout.write(render(pa.Table.from_pandas(frame, preserve_index=False), args.format))
+    return 0
+
+
+@command("export")
+def cmd_export(args: argparse.Namespace) -> int:
+    with _open(args) as recon:
+        written = recon.export(args.out, args.format)
+    for path in written:
+        print(path)
+    return 0
+
+
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recon.demo import run_demo
+
+    print(run_demo(args.db, rebuild=args.rebuild))
+    return 0
+
+
+@command("lab")
+def cmd_lab(args: argparse.Namespace) -> int:
+    from recon.demo import notebooks_dir
+
+    folder = Path(args.notebooks) if args.notebooks else notebooks_dir()
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover
+
+
+def _extra_commands(sub: Any) -> None:
+    """Commands of the remittance and reports parts, when present."""
+    try:
+        from recon.remit import cli as remit_cli
+    except ImportError:
+        return
+    for name, fn in remit_cli.register(sub).items():
+        COMMANDS[name] = fn
+
+
+# -------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recon", description="Insurance-payment reconciliation for billing analysts")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", help="ledger file (default: $RECON_DB or data/recon.duckdb)")
+        return p
+
+    def with_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--format", choices=FORMATS, default="table")
+        return p
+
+    p = with_db(sub.add_parser("load", help="load a practice from a CSV folder or .xlsx"))
+    p.add_argument("source", type=Path)
+    p.add_argument("--user", default=os.environ.get("RECON_USER", "recon-load"), help="who loads (for the audit log)")
+
+    p = with_db(sub.add_parser("pay", help="record an insurance payment (Accept Payment → Insurance Payment)"))
+    p.add_argument("client")
+    p.add_argument("--user", required=True)
+    p.add_argument("--payer", required=True, help="payer id or exact name; one of the client's providers")
+    p.add_argument("--method", required=True, help="insurance | insurance-check | insurance-eft-ach | insurance-card")
+    p.add_argument("--amount", type=_amount_arg, help="Total Amount")
+    p.add_argument("--invoice", type=_pick, action="append", metavar="ID[=AMOUNT]",
+                   help="tick an invoice (pay its open Ins Amt Due) or pay AMOUNT on it; repeatable")
+    p.add_argument("--payment-number")
+    p.add_argument("--notes")
+    p.add_argument("--date", type=_date_arg, help="date received (default today)")
+    p.add_argument("--key", help="idempotency key: a replay with the same key records nothing new")
+    p.add_argument("--payment-method-token", help="card token from the processor's tokenizer (insurance-card)")
+
+    p = with_db(sub.add_parser("void", help="void a payment by a reversing entry"))
+    p.add_argument("payment_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--reason", required=True)
+
+    p = with_format(with_db(sub.add_parser("ledger", help="a client's ledger")))
+    p.add_argument("client")
+    p = with_format(with_db(sub.add_parser("payments", help="payments (a client's, or all)")))
+    p.add_argument("client", nargs="?")
+    p = with_format(with_db(sub.add_parser("clients", help="list or search clients")))
+    p.add_argument("search", nargs="?")
+
+    p = with_db(sub.add_parser("export", help="export the ledger to CSV, Excel or Parquet"))
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", choices=("csv", "xlsx", "parquet"))
+
+    p = with_db(sub.add_parser("demo", help="build the demo ledger, record a few payments, summarise"))
+    p.add_argument("--rebuild", action="store_true", help="start the demo ledger afresh")
+
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks")
+    p.add_argument("--notebooks", help="folder (default: the project's notebooks/)")
+    p.add_argument("--no-browser", action="store_true")
+
+    _extra_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReconError as exc:
+        print(f"recon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("recon: interrupted; nothing partial was saved", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Frozen records for the things a billing analyst talks about.
+
+Amounts are ``Decimal`` (built by :mod:`recon.money`), dates are ``datetime.date``.
+These are plain values: they carry no database handle and no behaviour beyond
+small derived properties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+
+BILLING = "billing"
+
+
+class PaymentMethod(str, Enum):
+    """Payment Method drop-down values; ``.label`` is what the form shows."""
+
+    INSURANCE = "insurance"
+    INSURANCE_CHECK = "insurance-check"
+    INSURANCE_EFT_ACH = "insurance-eft-ach"
+    INSURANCE_CARD = "insurance-card"
+
+    @property
+    def label(self) -> str:
+        return _METHOD_LABELS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> PaymentMethod:
+        """Accept the CLI value (``insurance-check``) or the form label (``Insurance Check``)."""
+        wanted = text.strip().lower()
+        for method in cls:
+            if wanted in (method.value, method.label.lower()):
+                return method
+        choices = ", ".join(m.value for m in cls)
+        from recon.errors import InputError
+
+        raise InputError(f"Payment Method: {text!r} is not one of {choices}")
+
+
+_METHOD_LABELS = {
+    PaymentMethod.INSURANCE: "Insurance",
+    PaymentMethod.INSURANCE_CHECK: "Insurance Check",
+    PaymentMethod.INSURANCE_EFT_ACH: "Insurance EFT/ACH",
+    PaymentMethod.INSURANCE_CARD: "Insurance Credit/Debit Card",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    user_id: str
+    name: str
+    permissions: frozenset[str]
+
+    @property
+    def has_billing(self) -> bool:
+        return BILLING in self.permissions
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """An insurance provider; ``payer_identifier`` is the id an 835 carries."""
+
+    payer_id: str
+    name: str
+    payer_identifier: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One of a client's insurance policies."""
+
+    payer_id: str
+    payer_name: str
+    member_id: str | None
+    priority: str
+    copay: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    copay: Decimal
+    policies: tuple[Policy, ...] = ()
+    unapplied_credit: Decimal = Decimal("0.00")
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One invoice on the Client Ledger, every amount derived from the entries."""
+
+    invoice_id: str
+    service_date: date
+    service_code: str
+    payer_id: str | None
+    claim_id: str
+    fee: Decimal
+    client_amt_due: Decimal
+    client_amt_paid: Decimal
+    ins_amt_due: Decimal
+    ins_amt_paid: Decimal
+    ins_adjusted: Decimal
+    balance: Decimal
+
+    @property
+    def ins_open(self) -> Decimal:
+        """What the insurer still owes on this invoice (Ins Amt Due less paid and adjusted)."""
+        return self.ins_amt_due - self.ins_amt_paid - self.ins_adjusted
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePick:
+    """A ticked invoice (``amount`` None: pay its open Ins Amt Due) or a typed partial Payment."""
+
+    invoice_id: str
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """What the analyst entered on the Insurance Payment form (or the CLI), as given."""
+
+    client_id: str
+    payer: str
+    method: PaymentMethod
+    amount: Decimal | None = None
+    picks: tuple[InvoicePick, ...] = ()
+    payment_number: str | None = None
+    notes: str | None = None
+    received_on: date | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardDetails:
+    """What a processor tells us of a charged card: never the number or CVC."""
+
+    processor: str
+    processor_ref: str
+    brand: str | None
+    last4: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReceipt:
+    """The outcome of Record Payment."""
+
+    payment_id: str
+    amount: Decimal
+    applied: Decimal
+    unapplied: Decimal
+    allocations: tuple[tuple[str, Decimal], ...]
+    warnings: tuple[str, ...] = ()
+    replayed: bool = False
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,385 @@
+"""Load a practice (users, payers, clients, policies, invoices) from CSV files or an .xlsx.
+
+A load is one transaction. Any bad row fails the whole load with
+``file:line: field: what was expected`` (line = the physical line, the header being
+line 1) and nothing of it is kept. Loading the same data again changes nothing; an
+id already in the ledger with different content is an error, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from recon.errors import FileFormatError, InputError, InvalidAmount
+from recon.money import ZERO, parse_amount
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "users": ("user_id", "name", "permissions"),
+    "insurance_providers": ("payer_id", "name", "payer_identifier"),
+    "clients": ("client_id", "first_name", "last_name", "date_of_birth", "copay"),
+    "client_insurance": ("client_id", "payer_id", "member_id", "priority", "copay"),
+    "invoices": (
+        "invoice_id", "client_id", "service_date", "service_code", "units", "fee", "payer_id",
+        "client_amt_due", "ins_amt_due", "claim_id",
+    ),  # fmt: skip
+}
+OPTIONAL_COLUMNS = {
+    "invoices": {"payer_id", "client_amt_due", "ins_amt_due", "claim_id", "units"},
+    "client_insurance": {"member_id", "copay"},
+    "insurance_providers": {"payer_identifier"},
+    "clients": {"date_of_birth", "copay"},
+}
+PRIORITIES = ("primary", "secondary", "tertiary")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One input row: where it came from and its raw cells by column name."""
+
+    file: str
+    line: int
+    cells: dict[str, str]
+
+    def err(self, field: str | None, problem: str) -> FileFormatError:
+        return FileFormatError(self.file, self.line, field, problem)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    source: str
+    added: dict[str, int]
+    unchanged: dict[str, int]
+
+    def __str__(self) -> str:
+        parts = [f"{t}: {self.added.get(t, 0)} added, {self.unchanged.get(t, 0)} unchanged" for t in TABLES]
+        return f"Loaded {self.source}\n  " + "\n  ".join(parts)
+
+
+# ------------------------------------------------------------------ reading
+def read_source(source: Path) -> dict[str, list[Row]]:
+    """Rows of each table from a folder of ``<table>.csv`` or sheets of one ``.xlsx``."""
+    if source.is_dir():
+        found = {t: source / f"{t}.csv" for t in TABLES if (source / f"{t}.csv").exists()}
+        if not found:
+            raise InputError(f"{source}: no practice files found (expected {', '.join(t + '.csv' for t in TABLES)})")
+        return {t: list(_csv_rows(p, t)) for t, p in found.items()}
+    if source.suffix.lower() in (".xlsx", ".xlsm"):
+        return _xlsx_rows(source)
+    if source.suffix.lower() == ".csv" and source.stem in TABLES:
+        return {source.stem: list(_csv_rows(source, source.stem))}
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    raise InputError(f"{source}: expected a folder of CSV files or an .xlsx workbook")
+
+
+def _check_header(file: str, table: str, header: list[str]) -> list[str]:
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in TABLES[table] if c not in names and c not in OPTIONAL_COLUMNS.get(table, set())]
+    if missing:
+        raise FileFormatError(file, 1, None, f"missing column(s) {', '.join(missing)}; expected header {','.join(TABLES[table])}")
+    return names
+
+
+def _csv_rows(path: Path, table: str) -> Iterator[Row]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(path.name, None, None, "not UTF-8 text") from exc
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileFormatError(path.name, 1, None, f"empty file; expected header {','.join(TABLES[table])}") from None
+    names = _check_header(path.name, table, header)
+    start = reader.line_num + 1
+    for values in reader:
+        line, start = start, reader.line_num + 1
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(names):
+            raise FileFormatError(path.name, line, None, f"{len(values)} fields; expected {len(names)} ({','.join(names)})")
+        yield Row(path.name, line, dict(zip(names, (v.strip() for v in values), strict=True)))
+
+
+def _xlsx_rows(path: Path) -> dict[str, list[Row]]:
+    try:
+        import openpyxl
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise InputError("Reading .xlsx needs openpyxl") from exc
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise InputError(f"{path.name}: not a readable .xlsx workbook ({exc})") from exc
+    out: dict[str, list[Row]] = {}
+    for sheet in book.worksheets:
+        table = sheet.title.strip().lower().removesuffix(".csv")
+        if table not in TABLES:
+            continue
+        where = f"{path.name}[{sheet.title}]"
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise FileFormatError(where, 1, None, f"empty sheet; expected header {','.join(TABLES[table])}")
+        names = _check_header(where, table, [str(h or "") for h in header])
+        out[table] = [
+            Row(where, n, dict(zip(names, (_cell_text(v) for v in values), strict=False)))
+            for n, values in enumerate(rows, start=2)
+            if any(v not in (None, "") for v in values)
+        ]
+    book.close()
+    if not out:
+        raise InputError(f"{path.name}: no sheets named {', '.join(TABLES)}")
+    return out
+
+
+def _cell_text(value: Any) -> str:
+    """Excel stores numbers as binary floats; their shortest repr is what the user typed."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):  # not money yet: parsed strictly below
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value).strip()
+
+
+# ------------------------------------------------------------ field parsers
+def _id(row: Row, field: str, required: bool = True) -> str | None:
+    value = row.cells.get(field, "")
+    if not value:
+        if required:
+            raise row.err(field, "required; expected an id")
+        return None
+    if not _ID.match(value):
+        raise row.err(field, f"{value!r} is not a valid id (letters, digits, . _ / -)")
+    return value
+
+
+def _text(row: Row, field: str, required: bool = True) -> str | None:
+    value = row.cells.get(field, "")
+    if not value and required:
+        raise row.err(field, "required")
+    return value or None
+
+
+def _amount(row: Row, field: str, required: bool = True) -> Decimal | None:
+    value = row.cells.get(field, "")
+    if not value:
+        if required:
+            raise row.err(field, "required; expected an amount such as 120.00")
+        return None
+    try:
+        amount = parse_amount(value, field)
+    except InvalidAmount as exc:
+        raise row.err(field, f"{value!r} is not valid; expected {exc.expected}") from None
+    if amount < ZERO:
+        raise row.err(field, f"{value!r} is negative; expected 0.00 or more")
+    return amount
+
+
+def parse_date(value: str) -> date:
+    """ISO ``YYYY-MM-DD`` or US ``MM/DD/YYYY``; raises ValueError otherwise."""
+    for pattern in ("%Y-%m-%d", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(value, pattern).date()
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
+def _date(row: Row, field: str, required: bool = True) -> date | None:
+    value = row.cells.get(field, "")
+    if not value:
+        if required:
+            raise row.err(field, "required; expected a date YYYY-MM-DD")
+        return None
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise row.err(field, f"{value!r} is not a date; expected YYYY-MM-DD") from None
+
+
+# --------------------------------------------------------------- validation
+def validate(tables: dict[str, list[Row]], existing: dict[str, dict[str, tuple[Any, ...]]]) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """Turn rows into typed records, checking every reference; raise on the first bad row.
+
+    ``existing`` holds what the ledger already has, so a load may refer to it.
+    """
+    out: dict[str, dict[Any, tuple[Any, ...]]] = {t: {} for t in TABLES}
+    where: dict[tuple[str, Any], Row] = {}
+
+    def put(table: str, key: Any, record: tuple[Any, ...], row: Row) -> None:
+        old = out[table].get(key)
+        if old is not None and old != record:
+            first = where[(table, key)]
+            raise row.err(None, f"duplicate id {_show(key)} with different content than line {first.line}")
+        out[table][key] = record
+        where[(table, key)] = row
+
+    for row in tables.get("users", []):
+        uid = _id(row, "user_id")
+        perms = ";".join(sorted({p.strip().lower() for p in row.cells.get("permissions", "").split(";") if p.strip()}))
+        put("users", uid, (uid, _text(row, "name"), perms), row)
+
+    for row in tables.get("insurance_providers", []):
+        pid = _id(row, "payer_id")
+        put("insurance_providers", pid, (pid, _text(row, "name"), _text(row, "payer_identifier", False)), row)
+
+    for row in tables.get("clients", []):
+        cid = _id(row, "client_id")
+        copay = _amount(row, "copay", False) or ZERO
+        record = (cid, _text(row, "first_name"), _text(row, "last_name"), _date(row, "date_of_birth", False), copay)
+        put("clients", cid, record, row)
+
+    def known(table: str, key: Any) -> tuple[Any, ...] | None:
+        return out[table].get(key) or existing[table].get(key)
+
+    for row in tables.get("client_insurance", []):
+        cid, pid = _id(row, "client_id"), _id(row, "payer_id")
+        if known("clients", cid) is None:
+            raise row.err("client_id", f"unknown client {cid!r}; expected a client_id from clients.csv")
+        if known("insurance_providers", pid) is None:
+            raise row.err("payer_id", f"unknown payer {pid!r}; expected a payer_id from insurance_providers.csv")
+        priority = row.cells.get("priority", "").lower() or "primary"
+        if priority not in PRIORITIES:
+            raise row.err("priority", f"{priority!r} is not valid; expected primary, secondary or tertiary")
+        put("client_insurance", (cid, pid), (cid, pid, _text(row, "member_id", False), priority, _amount(row, "copay", False)), row)
+
+    policies: dict[str, list[tuple[Any, ...]]] = {}
+    for source in (existing["client_insurance"], out["client_insurance"]):
+        for (cid, _pid), rec in source.items():
+            policies.setdefault(cid, [])
+            policies[cid] = [p for p in policies[cid] if p[1] != rec[1]] + [rec]
+
+    for row in tables.get("invoices", []):
+        put("invoices", _id(row, "invoice_id"), _invoice(row, known, policies), row)
+    return out
+
+
+def _invoice(row: Row, known: Any, policies: dict[str, list[tuple[Any, ...]]]) -> tuple[Any, ...]:
+    iid, cid = _id(row, "invoice_id"), _id(row, "client_id")
+    client = known("clients", cid)
+    if client is None:
+        raise row.err("client_id", f"unknown client {cid!r}; expected a client_id from clients.csv")
+    service_date = _date(row, "service_date")
+    code = _text(row, "service_code")
+    units_text = row.cells.get("units", "") or "1"
+    if not units_text.isdigit() or int(units_text) < 1:
+        raise row.err("units", f"{units_text!r} is not valid; expected a whole number of units, 1 or more")
+    fee = _amount(row, "fee")
+    assert fee is not None
+    client_policies = sorted(policies.get(cid, []), key=lambda p: PRIORITIES.index(p[3]))
+    payer_id = _id(row, "payer_id", False)
+    if payer_id is None:
+        policy = client_policies[0] if client_policies else None
+        payer_id = policy[1] if policy else None
+    else:
+        if known("insurance_providers", payer_id) is None:
+            raise row.err("payer_id", f"unknown payer {payer_id!r}; expected a payer_id from insurance_providers.csv")
+        policy = next((p for p in client_policies if p[1] == payer_id), None)
+    client_due = _amount(row, "client_amt_due", False)
+    ins_due = _amount(row, "ins_amt_due", False)
+    if client_due is None and ins_due is None:
+        if payer_id is None:
+            client_due = fee
+        else:
+            copay = policy[4] if policy is not None and policy[4] is not None else client[4]
+            client_due = min(copay, fee)
+        ins_due = fee - client_due
+    elif client_due is None:
+        assert ins_due is not None
+        if ins_due > fee:
+            raise row.err("ins_amt_due", f"{ins_due} is more than the fee {fee}")
+        client_due = fee - ins_due
+    elif ins_due is None:
+        if client_due > fee:
+            raise row.err("client_amt_due", f"{client_due} is more than the fee {fee}")
+        ins_due = fee - client_due
+    if ins_due > ZERO and payer_id is None:
+        raise row.err("payer_id", "required when the invoice has an Ins Amt Due and the client has no insurance")
+    claim_id = _id(row, "claim_id", False) or iid
+    return (iid, cid, service_date, code, int(units_text), fee, payer_id, client_due, ins_due, claim_id)
+
+
+def _show(key: Any) -> str:
+    return "/".join(key) if isinstance(key, tuple) else repr(key)
+
+
+# ------------------------------------------------------------------ writing
+_KEYS = {
+    "users": "user_id", "insurance_providers": "payer_id", "clients": "client_id",
+    "client_insurance": "client_id || '/' || payer_id", "invoices": "invoice_id",
+}  # fmt: skip
+
+
+def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
+    """Validate everything, then write it in one transaction; an id already present must match."""
+    tables = read_source(source)
+    con = recon.con
+    existing: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for table, cols in TABLES.items():
+        rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
+        key = (lambda r: (r[0], r[1])) if table == "client_insurance" else (lambda r: r[0])
+        existing[table] = {key(r): tuple(r) for r in rows}
+    records = validate(tables, existing)
+    rows_by_key = {
+        (t, (r.cells.get("client_id"), r.cells.get("payer_id")) if t == "client_insurance" else r.cells.get(TABLES[t][0])): r
+        for t, rs in tables.items() for r in rs
+    }  # fmt: skip
+    added: dict[str, int] = {}
+    unchanged: dict[str, int] = {}
+    new: dict[str, list[tuple[Any, ...]]] = {}
+    for table, recs in records.items():
+        new[table] = []
+        for key, rec in recs.items():
+            old = existing[table].get(key)
+            if old is None:
+                new[table].append(rec)
+            elif old != rec:
+                row = rows_by_key.get((table, key))
+                where = row.err(None, "") if row else None
+                prefix = f"{where.file}:{where.line}: " if where else ""
+                raise InputError(f"{prefix}{_show(key)} is already in the ledger with different content; "
+                                 "recon never overwrites a loaded record")
+        added[table] = len(new[table])
+        unchanged[table] = len(recs) - len(new[table])
+    with recon.transaction():
+        for table in TABLES:
+            if new[table]:
+                marks = ", ".join("?" for _ in TABLES[table])
+                _insert_many(con, f"INSERT INTO {table} ({', '.join(TABLES[table])}) VALUES ({marks})", new[table], TABLES[table], table)
+        if any(added.values()):
+            recon.audit(user_id, "load_practice", "practice", str(source), {"added": added})
+    return LoadSummary(str(source), added, unchanged)
+
+
+def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[str, ...], table: str) -> None:
+    """Insert through Arrow for speed on large practices (executemany is row-at-a-time)."""
+    if len(rows) < 200:
+        con.executemany(sql, [list(r) for r in rows])
+        return
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True))
+    types = con.execute(f"SELECT {', '.join(cols)} FROM {table} LIMIT 0").arrow().schema
+    batch = pa.table({c: pa.array(list(v), type=types.field(c).type) for c, v in zip(cols, columns, strict=True)})
+    con.register("_load_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _load_batch")
+    finally:
+        con.unregister("_load_batch")

@@ -1,0 +1,420 @@
+"""The one API that notebooks, widgets and the CLI all call.
+
+:class:`Recon` owns a ledger connection. Every change of money goes through here:
+it checks the user's Billing permission, plans with the pure rules, checks
+idempotency, then writes payment, allocations and audit in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from recon.errors import IdempotencyConflict, NotFound, PaymentRefused
+from recon.model import (
+    CardDetails,
+    Client,
+    LedgerRow,
+    Payer,
+    PaymentMethod,
+    PaymentReceipt,
+    PaymentRequest,
+    Policy,
+    User,
+)
+from recon.money import ZERO, fmt
+from recon.rules.allocation import OpenInvoice, Plan, plan_insurance_payment
+from recon.rules.permissions import require_billing
+from recon.store import db, queries
+
+
+def now() -> datetime:
+    """Naive UTC timestamp for entries (DuckDB TIMESTAMP has no zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Recon:
+    """A practice's ledger, opened for reading and for recording payments."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, db_path: str | os.PathLike[str] | None = None, key: str | None = None) -> Recon:
+        """Open the ledger (``RECON_DB`` or ``data/recon.duckdb``; ``RECON_DB_KEY`` encrypts)."""
+        path = Path(db_path) if db_path is not None else db.default_db_path()
+        if key is None:
+            key = os.environ.get("RECON_DB_KEY") or None
+        return cls(db.connect(path, key), path)
+
+    def close(self) -> None:
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
+
+    def __enter__(self) -> Recon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run ``sql`` and keep DECIMAL columns exact (Arrow decimal128)."""
+        result = self.con.execute(sql, list(params))
+        table = result.fetch_arrow_table() if hasattr(result, "fetch_arrow_table") else result.arrow()
+        return table
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A pandas DataFrame whose money columns stay exact (``pd.ArrowDtype`` decimal)."""
+        import pandas as pd
+
+        return self.arrow(sql, params).to_pandas(types_mapper=pd.ArrowDtype)
+
+    def audit(self, user_id: str, action: str, entity: str, entity_id: str | None, detail: dict[str, Any]) -> None:
+        """Append one audit entry (call inside the transaction that made the change)."""
+        self.con.execute(
+            "INSERT INTO audit_log VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?)",
+            [now(), user_id, action, entity, entity_id, json.dumps(detail, default=str, sort_keys=True)],
+        )
+
+    def transaction(self) -> Any:
+        return db.transaction(self.con)
+
+    # --------------------------------------------------------- reference data
+    def user(self, user_id: str) -> User:
+        row = self.con.execute(
+            "SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"No user {user_id!r} in this ledger (users come from users.csv)")
+        perms = frozenset(p.strip().lower() for p in row[2].split(";") if p.strip())
+        return User(row[0], row[1], perms)
+
+    def users(self) -> list[User]:
+        return [self.user(r[0]) for r in self._rows("SELECT user_id FROM users ORDER BY user_id")]
+
+    def payer(self, payer_id: str) -> Payer:
+        row = self.con.execute(
+            "SELECT payer_id, name, payer_identifier FROM insurance_providers WHERE payer_id = ?",
+            [payer_id],
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"No insurance provider {payer_id!r} in this ledger")
+        return Payer(*row)
+
+    def client(self, client_id: str) -> Client:
+        row = self.con.execute(
+            "SELECT client_id, first_name, last_name, date_of_birth, copay FROM clients WHERE client_id = ?",
+            [client_id],
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"No client {client_id!r} in this ledger")
+        policies = tuple(
+            Policy(*r)
+            for r in self._rows(
+                """SELECT ci.payer_id, p.name, ci.member_id, ci.priority, ci.copay
+                   FROM client_insurance ci JOIN insurance_providers p USING (payer_id)
+                   WHERE ci.client_id = ?
+                   ORDER BY CASE ci.priority WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 ELSE 3 END""",
+                [client_id],
+            )
+        )
+        credit = self.con.execute(
+            f"SELECT CAST(coalesce(sum(unapplied), 0) AS DECIMAL(18,2)) FROM ({queries.payments_sql('client_id = $1')})",
+            [client_id],
+        ).fetchone()
+        return Client(*row, policies=policies, unapplied_credit=credit[0] if credit else ZERO)
+
+    def clients(self, search: str | None = None) -> Any:
+        """Clients as a DataFrame; ``search`` matches id or name, case-insensitively."""
+        where, params = "TRUE", []
+        if search and search.strip():
+            where = "(client_id ILIKE ? OR first_name || ' ' || last_name ILIKE ? OR last_name || ', ' || first_name ILIKE ?)"
+            like = f"%{search.strip()}%"
+            params = [like, like, like]
+        return self.frame(
+            f"""SELECT c.client_id, c.first_name, c.last_name, c.date_of_birth, c.copay,
+                       (SELECT string_agg(p.name, '; ' ORDER BY ci.priority)
+                        FROM client_insurance ci JOIN insurance_providers p USING (payer_id)
+                        WHERE ci.client_id = c.client_id) AS insurance
+                FROM clients c WHERE {where} ORDER BY c.last_name, c.first_name, c.client_id""",
+            params,
+        )
+
+    def resolve_payer(self, client: Client, payer: str) -> Policy:
+        """The client's policy with ``payer`` (payer id or exact name), or a refusal."""
+        wanted = payer.strip()
+        for policy in client.policies:
+            if wanted in (policy.payer_id, policy.payer_name):
+                return policy
+        known = self._rows(
+            "SELECT payer_id FROM insurance_providers WHERE payer_id = ? OR name = ?", [wanted, wanted]
+        )
+        names = ", ".join(f"{p.payer_name} ({p.payer_id})" for p in client.policies) or "none"
+        if not known:
+            raise PaymentRefused(f"No insurance provider {wanted!r} in this ledger; this client's are: {names}")
+        raise PaymentRefused(
+            f"{wanted} is not one of {client.name}'s insurance providers; this client's are: {names}"
+        )
+
+    # ----------------------------------------------------------------- ledger
+    def ledger_rows(self, client_id: str) -> list[LedgerRow]:
+        rows = self._rows(queries.ledger_sql("client_id = $1"), [client_id])
+        return [
+            LedgerRow(
+                invoice_id=r[0], service_date=r[1], service_code=r[2], fee=r[3],
+                client_amt_due=r[4], client_amt_paid=r[5], ins_amt_due=r[6], ins_amt_paid=r[7],
+                ins_adjusted=r[8], balance=r[9], payer_id=r[11], claim_id=r[12],
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    def ledger(self, client_id: str | None = None) -> Any:
+        """The Client Ledger (all invoices when ``client_id`` is None) as an exact DataFrame."""
+        if client_id is None:
+            return self.frame(queries.ledger_sql())
+        self.client(client_id)
+        return self.frame(queries.ledger_sql("client_id = $1"), [client_id])
+
+    def payments(self, client_id: str | None = None) -> Any:
+        if client_id is None:
+            return self.frame(queries.payments_sql())
+        self.client(client_id)
+        return self.frame(queries.payments_sql("client_id = $1"), [client_id])
+
+    def open_invoices(self, client_id: str) -> list[OpenInvoice]:
+        """Every invoice of the client with its open Ins Amt Due (what the planner needs)."""
+        return [
+            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open)
+            for r in self.ledger_rows(client_id)
+        ]
+
+    # --------------------------------------------------------------- payments
+    def plan_payment(self, request: PaymentRequest) -> Plan:
+        """The allocation Record Payment would make now (what the form previews)."""
+        client = self.client(request.client_id)
+        policy = self.resolve_payer(client, request.payer)
+        return plan_insurance_payment(
+            self.open_invoices(client.client_id),
+            policy.payer_id,
+            amount=request.amount,
+            picks=request.picks,
+        )
+
+    def record_payment(
+        self,
+        request: PaymentRequest,
+        user_id: str,
+        *,
+        expected_plan: Plan | None = None,
+        card: CardDetails | None = None,
+        payment_id: str | None = None,
+    ) -> PaymentReceipt:
+        """Record an insurance payment: Billing permission, plan, idempotency, one transaction.
+
+        ``expected_plan`` is what the analyst saw previewed: if the ledger changed since,
+        the payment is refused rather than recorded differently from the preview.
+        """
+        user = self.user(user_id)
+        require_billing(user, "record a payment")
+        if request.method is PaymentMethod.INSURANCE_CARD and card is None:
+            raise PaymentRefused(
+                "Insurance Credit/Debit Card payments are charged through the practice's processor "
+                "(Charge Payment Method), not recorded by hand"
+            )
+        request_hash = _request_hash(request)
+        with self.transaction():
+            if request.idempotency_key:
+                replay = self._replay(request.idempotency_key, request_hash)
+                if replay is not None:
+                    return replay
+            client = self.client(request.client_id)
+            policy = self.resolve_payer(client, request.payer)
+            plan = plan_insurance_payment(
+                self.open_invoices(client.client_id), policy.payer_id,
+                amount=request.amount, picks=request.picks,
+            )  # fmt: skip
+            if expected_plan is not None and plan != expected_plan:
+                raise PaymentRefused(
+                    "The ledger changed since this payment was previewed; review the preview and record again"
+                )
+            warnings = self._payment_number_warnings(policy.payer_id, request.payment_number)
+            pid = payment_id or self.next_payment_id()
+            received_on = request.received_on or date.today()
+            stamp = now()
+            self.con.execute(
+                """INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
+                       payment_number, notes, user_id, created_at, idempotency_key, request_hash,
+                       processor, processor_ref, card_brand, card_last4)
+                   VALUES (?, 'insurance', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    pid, client.client_id, policy.payer_id, request.method.value, plan.total,
+                    received_on, request.payment_number, request.notes, user.user_id, stamp,
+                    request.idempotency_key, request_hash,
+                    card.processor if card else None, card.processor_ref if card else None,
+                    card.brand if card else None, card.last4 if card else None,
+                ],
+            )  # fmt: skip
+            if plan.allocations:
+                self.con.executemany(
+                    "INSERT INTO allocations VALUES (nextval('entry_seq'), ?, ?, ?, 'insurance', ?, ?)",
+                    [[pid, a.invoice_id, client.client_id, a.amount, stamp] for a in plan.allocations],
+                )
+            self.audit(
+                user.user_id, "record_payment", "payment", pid,
+                {
+                    "client_id": client.client_id, "payer_id": policy.payer_id,
+                    "method": request.method.value, "amount": fmt(plan.total),
+                    "allocations": {a.invoice_id: fmt(a.amount) for a in plan.allocations},
+                    "unapplied": fmt(plan.unapplied), "payment_number": request.payment_number,
+                    "idempotency_key": request.idempotency_key,
+                },
+            )  # fmt: skip
+        return PaymentReceipt(
+            payment_id=pid,
+            amount=plan.total,
+            applied=plan.applied,
+            unapplied=plan.unapplied,
+            allocations=tuple((a.invoice_id, a.amount) for a in plan.allocations),
+            warnings=tuple(warnings),
+        )
+
+    def next_payment_id(self) -> str:
+        row = self.con.execute("SELECT nextval('payment_seq')").fetchone()
+        return f"PAY-{row[0]:06d}" if row else "PAY-000000"
+
+    def _replay(self, key: str, request_hash: str) -> PaymentReceipt | None:
+        row = self.con.execute(
+            "SELECT payment_id, request_hash FROM payments WHERE idempotency_key = ?", [key]
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] != request_hash:
+            raise IdempotencyConflict(
+                f"Key {key!r} was already used for payment {row[0]} with different details; "
+                "nothing was recorded (use a new key for a new payment)"
+            )
+        pay = self.con.execute(
+            f"SELECT payment_id, amount, applied, unapplied FROM ({queries.payments_sql('payment_id = $1')})",
+            [row[0]],
+        ).fetchone()
+        allocs = self._rows(
+            "SELECT invoice_id, amount FROM allocations WHERE payment_id = ? ORDER BY allocation_id", [row[0]]
+        )
+        return PaymentReceipt(
+            payment_id=pay[0], amount=pay[1], applied=pay[2], unapplied=pay[3],
+            allocations=tuple((a[0], a[1]) for a in allocs), replayed=True,
+            warnings=(f"Key {key!r} was already recorded as payment {pay[0]}; nothing new was recorded",),
+        )  # fmt: skip
+
+    def _payment_number_warnings(self, payer_id: str, payment_number: str | None) -> list[str]:
+        if not payment_number:
+            return []
+        earlier = self._rows(
+            """SELECT payment_id, client_id, received_on, amount FROM payments
+               WHERE payer_id = ? AND payment_number = ? AND reverses IS NULL ORDER BY created_at""",
+            [payer_id, payment_number],
+        )
+        if not earlier:
+            return []
+        where = "; ".join(f"{r[0]} (client {r[1]}, {r[2]}, {fmt(r[3])})" for r in earlier)
+        return [f"Payment Number {payment_number} was already used by {payer_id}: {where}"]
+
+    def void_payment(self, payment_id: str, user_id: str, reason: str) -> str:
+        """Void a payment by a reversing entry (payment and allocations negated); returns its id."""
+        user = self.user(user_id)
+        require_billing(user, "void a payment")
+        if not reason or not reason.strip():
+            raise PaymentRefused("A void needs a reason")
+        with self.transaction():
+            row = self.con.execute(
+                "SELECT payment_id, client_id, reverses, remittance_id FROM payments WHERE payment_id = ?",
+                [payment_id],
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No payment {payment_id!r} in this ledger")
+            if row[2] is not None:
+                raise PaymentRefused(f"{payment_id} is itself a reversing entry (of {row[2]}); it cannot be voided")
+            if row[3] is not None:
+                raise PaymentRefused(
+                    f"{payment_id} was posted from remittance {row[3]}; the payer corrects it with a reversal in a later 835"
+                )
+            done = self.con.execute("SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]).fetchone()
+            if done:
+                raise PaymentRefused(f"{payment_id} is already voided (by {done[0]})")
+            rid = self.next_payment_id()
+            stamp = now()
+            self.con.execute(
+                """INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
+                       payment_number, notes, user_id, created_at, processor, processor_ref, card_brand,
+                       card_last4, reverses, reason)
+                   SELECT ?, kind, client_id, payer_id, method, -amount, ?, payment_number, notes, ?, ?,
+                          processor, processor_ref, card_brand, card_last4, payment_id, ?
+                   FROM payments WHERE payment_id = ?""",
+                [rid, date.today(), user.user_id, stamp, reason.strip(), payment_id],
+            )
+            self.con.execute(
+                """INSERT INTO allocations
+                   SELECT nextval('entry_seq'), ?, invoice_id, client_id, kind, -amount, ?
+                   FROM allocations WHERE payment_id = ? ORDER BY allocation_id""",
+                [rid, stamp, payment_id],
+            )
+            self.audit(user.user_id, "void_payment", "payment", payment_id, {"reversal": rid, "reason": reason.strip()})
+        return rid
+
+    # ---------------------------------------------------------------- bulk I/O
+    def load_practice(self, source: str | os.PathLike[str], user_id: str | None = None) -> Any:
+        """Load clients, payers, policies, invoices and users from a CSV folder or an .xlsx."""
+        from recon.practice import load_practice
+
+        return load_practice(self, Path(source), user_id or "recon-load")
+
+    def export(self, out: str | os.PathLike[str], fmt_name: str | None = None) -> list[Path]:
+        from recon.export import export_ledger
+
+        return export_ledger(self, Path(out), fmt_name)
+
+    def tables_for_export(self) -> Iterator[tuple[str, pa.Table]]:
+        """Every table an export carries, as exact Arrow tables."""
+        yield "invoices", self.arrow(queries.ledger_sql())
+        yield "payments", self.arrow(queries.payments_sql())
+        for name, order in (
+            ("allocations", "allocation_id"), ("adjustments", "adjustment_id"),
+            ("due_changes", "change_id"), ("audit_log", "audit_id"),
+        ):  # fmt: skip
+            yield name, self.arrow(f"SELECT * FROM {name} ORDER BY {order}")
+        from recon import extensions
+
+        yield from extensions.export_tables(self)
+
+
+def _request_hash(request: PaymentRequest) -> str:
+    """The content of a request as the caller gave it (a replay without a date is the same)."""
+    content = {
+        "client_id": request.client_id,
+        "payer": request.payer,
+        "method": request.method.value,
+        "amount": fmt(request.amount) if request.amount is not None else None,
+        "picks": [[p.invoice_id, fmt(p.amount) if p.amount is not None else None] for p in request.picks],
+        "payment_number": request.payment_number or None,
+        "notes": request.notes or None,
+        "received_on": request.received_on.isoformat() if request.received_on else None,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,136 @@
+"""Open the ledger file (plain or encrypted), apply the schema, run transactions.
+
+The ledger holds PHI. With a key (``RECON_DB_KEY``) the file is encrypted at rest
+with DuckDB's database encryption; writing an encrypted file needs the httpfs
+extension's crypto, which ships on PyPI as ``duckdb-extension-httpfs`` and is loaded
+here by path (nothing can be downloaded at run time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from recon.errors import LedgerError
+
+SCHEMA_VERSION = "1"
+DEFAULT_DB = Path("data") / "recon.duckdb"
+ALIAS = "ledger"
+
+
+def default_db_path() -> Path:
+    """``RECON_DB`` if set, else ``data/recon.duckdb`` under the current folder."""
+    env = os.environ.get("RECON_DB")
+    return Path(env) if env else DEFAULT_DB
+
+
+def _httpfs_extension() -> str:
+    try:
+        import duckdb_extension_httpfs
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise LedgerError(
+            "An encrypted ledger needs the duckdb-extension-httpfs package; reinstall recon"
+        ) from exc
+    base = os.path.dirname(duckdb_extension_httpfs.__file__)
+    found = glob.glob(os.path.join(base, "extensions", f"v{duckdb.__version__}", "*.duckdb_extension"))
+    if not found:
+        raise LedgerError(
+            f"No httpfs extension for DuckDB {duckdb.__version__} in {base}; "
+            "install the duckdb-extension-httpfs version matching duckdb"
+        )
+    return found[0]
+
+
+def connect(path: str | os.PathLike[str], key: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating when missing) the ledger at ``path`` and bring its schema up to date."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(":memory:")
+        if key:
+            con.execute(f"LOAD '{_httpfs_extension()}'")
+            con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS} (ENCRYPTION_KEY {_quote(key)})")
+        else:
+            con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS}")
+        con.execute(f"USE {ALIAS}")
+    except duckdb.Error as exc:
+        raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
+    _apply_schema(con)
+    return con
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal (ATTACH takes no bound parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
+    text = str(exc)
+    if "without a key" in text:
+        return f"The ledger {path} is encrypted: set RECON_DB_KEY (or pass --key-env) to open it"
+    if "Wrong encryption key" in text:
+        return f"The ledger {path} could not be opened: the encryption key is wrong"
+    if "is not encrypted" in text:
+        return (
+            f"The ledger {path} is not encrypted but a key was given; unset RECON_DB_KEY "
+            "to open it, or export it and load it into a new encrypted ledger"
+        )
+    if "lock" in text.lower():
+        return f"The ledger {path} is open in another program (a notebook or another recon); close it and retry"
+    if "not a valid DuckDB database" in text or "Could not read" in text:
+        return f"{path} is not a recon ledger (not a DuckDB database file)"
+    return f"The ledger {path} could not be opened: {text.splitlines()[0]}"
+
+
+def _apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Run every ``recon/store/*.sql`` in name order; each is idempotent (IF NOT EXISTS).
+
+    Other parts of recon (remittances, card attempts) add their tables as their own
+    numbered files, so the ledger schema stays one place to read.
+    """
+    files = sorted(
+        (f for f in resources.files("recon.store").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    with transaction(con):
+        for f in files:
+            for statement in _statements(f.read_text()):
+                con.execute(statement)
+        con.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION],
+        )
+
+
+def _statements(sql: str) -> Iterator[str]:
+    # Schema files keep string literals free of "--" and ";", so comments strip simply.
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    for statement in "\n".join(lines).split(";"):
+        if statement.strip():
+            yield statement
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: commit when the block ends, roll back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise LedgerError(f"The change could not be saved: {str(exc).splitlines()[0]}") from exc

@@ -1,0 +1,85 @@
+"""SQL over the ledger: the derived views (ledger balances, payments with applied and
+unapplied) and small typed readers. Every money column stays DECIMAL(18,2)."""
+
+from __future__ import annotations
+
+LEDGER_COLUMNS = (
+    "invoice_id", "service_date", "service_code", "fee", "client_amt_due", "client_amt_paid",
+    "ins_amt_due", "ins_amt_paid", "ins_adjusted", "balance",
+)  # fmt: skip
+
+
+def ledger_sql(where: str = "TRUE") -> str:
+    """Invoices with every ledger amount derived from the entry tables.
+
+    ``where`` filters invoices (and, by client_id, the entry tables) so one client's
+    ledger reads only that client's rows; it is built by recon, never from input.
+    """
+    entry_where = where.replace("client_id", "e.client_id") if "client_id" in where else "TRUE"
+    return f"""
+    WITH inv AS (SELECT * FROM invoices WHERE {where}),
+    dc AS (
+        SELECT e.invoice_id, sum(e.client_amt_due_delta) AS c, sum(e.ins_amt_due_delta) AS i
+        FROM due_changes e WHERE {entry_where} GROUP BY 1),
+    al AS (
+        SELECT e.invoice_id,
+               sum(e.amount) FILTER (WHERE e.kind = 'client') AS cp,
+               sum(e.amount) FILTER (WHERE e.kind = 'insurance') AS ip
+        FROM allocations e WHERE {entry_where} GROUP BY 1),
+    ad AS (
+        SELECT e.invoice_id, sum(e.amount) FILTER (WHERE e.written_off) AS adj
+        FROM adjustments e WHERE {entry_where} GROUP BY 1),
+    amounts AS (
+        SELECT inv.invoice_id, inv.client_id, inv.service_date, inv.service_code, inv.units,
+               inv.fee, inv.payer_id, inv.claim_id,
+               CAST(inv.client_amt_due + coalesce(dc.c, 0) AS DECIMAL(18,2)) AS client_amt_due,
+               CAST(coalesce(al.cp, 0) AS DECIMAL(18,2)) AS client_amt_paid,
+               CAST(inv.ins_amt_due + coalesce(dc.i, 0) AS DECIMAL(18,2)) AS ins_amt_due,
+               CAST(coalesce(al.ip, 0) AS DECIMAL(18,2)) AS ins_amt_paid,
+               CAST(coalesce(ad.adj, 0) AS DECIMAL(18,2)) AS ins_adjusted
+        FROM inv
+        LEFT JOIN dc USING (invoice_id)
+        LEFT JOIN al USING (invoice_id)
+        LEFT JOIN ad USING (invoice_id))
+    SELECT invoice_id, service_date, service_code, fee, client_amt_due, client_amt_paid,
+           ins_amt_due, ins_amt_paid, ins_adjusted,
+           CAST(client_amt_due - client_amt_paid + ins_amt_due - ins_amt_paid - ins_adjusted
+                AS DECIMAL(18,2)) AS balance,
+           client_id, payer_id, claim_id, units
+    FROM amounts
+    ORDER BY service_date, invoice_id
+    """
+
+
+def payments_sql(where: str = "TRUE") -> str:
+    """Payments with what was applied, what is unapplied credit, and a status.
+
+    status: ``recorded``; ``voided`` once a reversing entry names it; ``reversal``
+    for that reversing entry itself (negative amount).
+    """
+    entry_where = where.replace("client_id", "e.client_id") if "client_id" in where else "TRUE"
+    return f"""
+    WITH pay AS (SELECT * FROM payments WHERE {where}),
+    applied AS (
+        SELECT e.payment_id, sum(e.amount) AS applied FROM allocations e
+        WHERE {entry_where} GROUP BY 1),
+    voided AS (SELECT DISTINCT reverses AS payment_id FROM payments WHERE reverses IS NOT NULL)
+    SELECT p.payment_id, p.received_on, p.method, p.payer_id, p.payment_number, p.amount,
+           CAST(coalesce(a.applied, 0) AS DECIMAL(18,2)) AS applied,
+           CAST(p.amount - coalesce(a.applied, 0) AS DECIMAL(18,2)) AS unapplied,
+           CASE WHEN p.reverses IS NOT NULL THEN 'reversal'
+                WHEN v.payment_id IS NOT NULL THEN 'voided'
+                ELSE 'recorded' END AS status,
+           p.user_id, p.client_id, p.kind, p.notes, p.created_at, p.processor, p.processor_ref,
+           p.card_brand, p.card_last4, p.remittance_id, p.reverses, p.reason
+    FROM pay p
+    LEFT JOIN applied a USING (payment_id)
+    LEFT JOIN voided v USING (payment_id)
+    ORDER BY p.created_at, p.payment_id
+    """
+
+
+PAYMENT_COLUMNS = (
+    "payment_id", "received_on", "method", "payer_id", "payment_number", "amount", "applied",
+    "unapplied", "status", "user_id",
+)  # fmt: skip
