@@ -47,22 +47,13 @@ def _date_arg(text: str) -> date:
 
 
 def _pick(text: str) -> InvoicePick:
+    """``ID`` ticks the invoice; ``ID=AMOUNT`` is a typed (partial) Payment."""
     invoice_id, sep, amount = text.partition("=")
     if not invoice_id.strip():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected ID or ID=AMOUNT")
+        raise InputError(f"--invoice: {text!r} is not valid; expected ID or ID=AMOUNT")
     if not sep:
         return InvoicePick(invoice_id.strip())
-    try:
-        return InvoicePick(invoice_id.strip(), parse_amount(amount, f"--invoice {invoice_id}"))
-    except ReconError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _amount_arg(text: str) -> Any:
-    try:
-        return parse_amount(text, "--amount")
-    except ReconError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return InvoicePick(invoice_id.strip(), parse_amount(amount, f"--invoice {invoice_id.strip()}"))
 
 
 # ------------------------------------------------------------------ commands
@@ -83,8 +74,8 @@ def cmd_pay(args: argparse.Namespace) -> int:
         client_id=args.client,
         payer=args.payer,
         method=method,
-        amount=args.amount,
-        picks=tuple(args.invoice or ()),
+        amount=parse_amount(args.amount, "--amount") if args.amount is not None else None,
+        picks=tuple(_pick(p) for p in args.invoice or ()),
         payment_number=args.payment_number,
         notes=args.notes,
         received_on=args.date,
@@ -123,7 +114,7 @@ def cmd_void(args: argparse.Namespace) -> int:
 def cmd_ledger(args: argparse.Namespace) -> int:
     with _open(args) as recon:
         recon.client(args.client)
-        table = recon.arrow(queries.ledger_sql("client_id = $1"), [args.client])
+        table = recon.rows(queries.ledger_sql("client_id = $1"), [args.client])
     sys.stdout.write(render(table, args.format, queries.LEDGER_COLUMNS if args.format == "table" else None))
     return 0
 
@@ -133,9 +124,9 @@ def cmd_payments(args: argparse.Namespace) -> int:
     with _open(args) as recon:
         if args.client:
             recon.client(args.client)
-            table = recon.arrow(queries.payments_sql("client_id = $1"), [args.client])
+            table = recon.rows(queries.payments_sql("client_id = $1"), [args.client])
         else:
-            table = recon.arrow(queries.payments_sql())
+            table = recon.rows(queries.payments_sql())
     cols = queries.PAYMENT_COLUMNS if args.format == "table" else None
     sys.stdout.write(render(table, args.format, cols))
     return 0
@@ -212,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     p.add_argument("--payer", required=True, help="payer id or exact name; one of the client's providers")
     p.add_argument("--method", required=True, help="insurance | insurance-check | insurance-eft-ach | insurance-card")
-    p.add_argument("--amount", type=_amount_arg, help="Total Amount")
-    p.add_argument("--invoice", type=_pick, action="append", metavar="ID[=AMOUNT]",
+    p.add_argument("--amount", help="Total Amount")
+    p.add_argument("--invoice", action="append", metavar="ID[=AMOUNT]",
                    help="tick an invoice (pay its open Ins Amt Due) or pay AMOUNT on it; repeatable")
     p.add_argument("--payment-number")
     p.add_argument("--notes")
@@ -261,6 +252,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one line for the analyst, the details in a log
+        if os.environ.get("RECON_DEBUG"):
+            raise
+        log = _write_crash_log()
+        print(f"recon: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+              f"nothing partial was saved; details in {log}", file=sys.stderr)
+        return 3
+
+
+def _write_crash_log() -> Path:
+    import tempfile
+    import traceback
+
+    path = Path(tempfile.gettempdir()) / "recon-last-error.log"
+    path.write_text(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":

@@ -376,7 +376,7 @@ def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[st
     import pyarrow as pa
 
     columns = list(zip(*rows, strict=True))
-    types = con.execute(f"SELECT {', '.join(cols)} FROM {table} LIMIT 0").arrow().schema
+    types = con.execute(f"SELECT {', '.join(cols)} FROM {table} LIMIT 0").to_arrow_table().schema
     batch = pa.table({c: pa.array(list(v), type=types.field(c).type) for c, v in zip(cols, columns, strict=True)})
     con.register("_load_batch", batch)
     try:

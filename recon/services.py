@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from recon.errors import IdempotencyConflict, NotFound, PaymentRefused
 from recon.model import (
@@ -32,9 +31,11 @@ from recon.model import (
     User,
 )
 from recon.money import ZERO, fmt
+from recon.output import Rows
 from recon.rules.allocation import OpenInvoice, Plan, plan_insurance_payment
 from recon.rules.permissions import require_billing
 from recon.store import db, queries
+from recon.store.sql import bind
 
 
 def now() -> datetime:
@@ -60,7 +61,7 @@ class Recon:
 
     def close(self) -> None:
         try:
-            self.con.execute("CHECKPOINT")
+            self.execute("CHECKPOINT")
         except duckdb.Error:
             pass
         self.con.close()
@@ -72,14 +73,24 @@ class Recon:
         self.close()
 
     # ------------------------------------------------------------ plumbing
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> duckdb.DuckDBPyConnection:
+        """Run one statement with ``params`` bound as literals (see :mod:`recon.store.sql`)."""
+        return self.con.execute(bind(sql, params))
 
-    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        return self.execute(sql, params).fetchone()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.execute(sql, params).fetchall()
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        """A result for printing (no pandas/Arrow import: the CLI stays quick)."""
+        return Rows.of(self.execute(sql, params))
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run ``sql`` and keep DECIMAL columns exact (Arrow decimal128)."""
-        result = self.con.execute(sql, list(params))
-        table = result.fetch_arrow_table() if hasattr(result, "fetch_arrow_table") else result.arrow()
-        return table
+        result = self.execute(sql, params)
+        return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """A pandas DataFrame whose money columns stay exact (``pd.ArrowDtype`` decimal)."""
@@ -89,7 +100,7 @@ class Recon:
 
     def audit(self, user_id: str, action: str, entity: str, entity_id: str | None, detail: dict[str, Any]) -> None:
         """Append one audit entry (call inside the transaction that made the change)."""
-        self.con.execute(
+        self.execute(
             "INSERT INTO audit_log VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?)",
             [now(), user_id, action, entity, entity_id, json.dumps(detail, default=str, sort_keys=True)],
         )
@@ -99,7 +110,7 @@ class Recon:
 
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:
-        row = self.con.execute(
+        row = self.execute(
             "SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]
         ).fetchone()
         if row is None:
@@ -111,7 +122,7 @@ class Recon:
         return [self.user(r[0]) for r in self._rows("SELECT user_id FROM users ORDER BY user_id")]
 
     def payer(self, payer_id: str) -> Payer:
-        row = self.con.execute(
+        row = self.execute(
             "SELECT payer_id, name, payer_identifier FROM insurance_providers WHERE payer_id = ?",
             [payer_id],
         ).fetchone()
@@ -120,7 +131,7 @@ class Recon:
         return Payer(*row)
 
     def client(self, client_id: str) -> Client:
-        row = self.con.execute(
+        row = self.execute(
             "SELECT client_id, first_name, last_name, date_of_birth, copay FROM clients WHERE client_id = ?",
             [client_id],
         ).fetchone()
@@ -136,7 +147,7 @@ class Recon:
                 [client_id],
             )
         )
-        credit = self.con.execute(
+        credit = self.execute(
             f"SELECT CAST(coalesce(sum(unapplied), 0) AS DECIMAL(18,2)) FROM ({queries.payments_sql('client_id = $1')})",
             [client_id],
         ).fetchone()
@@ -259,7 +270,7 @@ class Recon:
             pid = payment_id or self.next_payment_id()
             received_on = request.received_on or date.today()
             stamp = now()
-            self.con.execute(
+            self.execute(
                 """INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
                        payment_number, notes, user_id, created_at, idempotency_key, request_hash,
                        processor, processor_ref, card_brand, card_last4)
@@ -273,9 +284,10 @@ class Recon:
                 ],
             )  # fmt: skip
             if plan.allocations:
-                self.con.executemany(
-                    "INSERT INTO allocations VALUES (nextval('entry_seq'), ?, ?, ?, 'insurance', ?, ?)",
-                    [[pid, a.invoice_id, client.client_id, a.amount, stamp] for a in plan.allocations],
+                self.execute(
+                    "INSERT INTO allocations VALUES "
+                    + ", ".join("(nextval('entry_seq'), ?, ?, ?, 'insurance', ?, ?)" for _ in plan.allocations),
+                    [v for a in plan.allocations for v in (pid, a.invoice_id, client.client_id, a.amount, stamp)],
                 )
             self.audit(
                 user.user_id, "record_payment", "payment", pid,
@@ -297,11 +309,11 @@ class Recon:
         )
 
     def next_payment_id(self) -> str:
-        row = self.con.execute("SELECT nextval('payment_seq')").fetchone()
+        row = self.execute("SELECT nextval('payment_seq')").fetchone()
         return f"PAY-{row[0]:06d}" if row else "PAY-000000"
 
     def _replay(self, key: str, request_hash: str) -> PaymentReceipt | None:
-        row = self.con.execute(
+        row = self.execute(
             "SELECT payment_id, request_hash FROM payments WHERE idempotency_key = ?", [key]
         ).fetchone()
         if row is None:
@@ -311,7 +323,7 @@ class Recon:
                 f"Key {key!r} was already used for payment {row[0]} with different details; "
                 "nothing was recorded (use a new key for a new payment)"
             )
-        pay = self.con.execute(
+        pay = self.execute(
             f"SELECT payment_id, amount, applied, unapplied FROM ({queries.payments_sql('payment_id = $1')})",
             [row[0]],
         ).fetchone()
@@ -344,7 +356,7 @@ class Recon:
         if not reason or not reason.strip():
             raise PaymentRefused("A void needs a reason")
         with self.transaction():
-            row = self.con.execute(
+            row = self.execute(
                 "SELECT payment_id, client_id, reverses, remittance_id FROM payments WHERE payment_id = ?",
                 [payment_id],
             ).fetchone()
@@ -356,12 +368,12 @@ class Recon:
                 raise PaymentRefused(
                     f"{payment_id} was posted from remittance {row[3]}; the payer corrects it with a reversal in a later 835"
                 )
-            done = self.con.execute("SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]).fetchone()
+            done = self.execute("SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]).fetchone()
             if done:
                 raise PaymentRefused(f"{payment_id} is already voided (by {done[0]})")
             rid = self.next_payment_id()
             stamp = now()
-            self.con.execute(
+            self.execute(
                 """INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
                        payment_number, notes, user_id, created_at, processor, processor_ref, card_brand,
                        card_last4, reverses, reason)
@@ -370,7 +382,7 @@ class Recon:
                    FROM payments WHERE payment_id = ?""",
                 [rid, date.today(), user.user_id, stamp, reason.strip(), payment_id],
             )
-            self.con.execute(
+            self.execute(
                 """INSERT INTO allocations
                    SELECT nextval('entry_seq'), ?, invoice_id, client_id, kind, -amount, ?
                    FROM allocations WHERE payment_id = ? ORDER BY allocation_id""",
@@ -391,7 +403,7 @@ class Recon:
 
         return export_ledger(self, Path(out), fmt_name)
 
-    def tables_for_export(self) -> Iterator[tuple[str, pa.Table]]:
+    def tables_for_export(self) -> Iterator[tuple[str, Any]]:
         """Every table an export carries, as exact Arrow tables."""
         yield "invoices", self.arrow(queries.ledger_sql())
         yield "payments", self.arrow(queries.payments_sql())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 from collections.abc import Iterator
 from importlib import resources
@@ -19,7 +20,6 @@ import duckdb
 
 from recon.errors import LedgerError
 
-SCHEMA_VERSION = "1"
 DEFAULT_DB = Path("data") / "recon.duckdb"
 ALIAS = "ledger"
 
@@ -99,15 +99,26 @@ def _apply_schema(con: duckdb.DuckDBPyConnection) -> None:
         (f for f in resources.files("recon.store").iterdir() if f.name.endswith(".sql")),
         key=lambda f: f.name,
     )
+    texts = [f.read_text() for f in files]
+    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    if _current_schema(con) == digest:
+        return  # opening an up-to-date ledger writes nothing
     with transaction(con):
-        for f in files:
-            for statement in _statements(f.read_text()):
+        for text in texts:
+            for statement in _statements(text):
                 con.execute(statement)
         con.execute(
-            "INSERT INTO meta VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [SCHEMA_VERSION],
+            "INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [digest],
         )
+
+
+def _current_schema(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
 
 
 def _statements(sql: str) -> Iterator[str]:
