@@ -63,8 +63,15 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> Any:  # pragma: no cover - guard, not a feature
+    def __reduce__(self) -> Any:
+        # Pickling would write the key into whatever file or widget state holds it.
         raise TypeError("a Secret is not serialised")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self  # immutable; deepcopy of settings must not fall back to pickling
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def test_secret_is_not_pickled() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(Secret(SK))
     assert str(Secret("short")) == "…(masked)"
+    assert copy.deepcopy(Secret(SK)).reveal() == SK
 
 
 def _empty(tmp_path: Path) -> Path:
