@@ -1,0 +1,81 @@
+"""Property tests of the allocation planner (the function the form previews and records)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recon.errors import PaymentRefused
+from recon.model import InvoicePick
+from recon.rules.allocation import OpenInvoice, plan_insurance_payment
+
+cents = st.integers(min_value=0, max_value=500_00).map(lambda c: Decimal(c).scaleb(-2))
+positive = st.integers(min_value=1, max_value=2_000_00).map(lambda c: Decimal(c).scaleb(-2))
+
+
+@st.composite
+def invoices(draw: st.DrawFn) -> list[OpenInvoice]:
+    n = draw(st.integers(min_value=0, max_value=25))
+    start = date(2026, 1, 1)
+    return [
+        OpenInvoice(f"I{i}", start + timedelta(days=draw(st.integers(0, 90))),
+                    draw(st.sampled_from(["AET", "AET", "BCBS"])), draw(cents))
+        for i in range(n)
+    ]
+
+
+@given(invoices(), positive)
+def test_lump_sum_properties(invs: list[OpenInvoice], amount: Decimal) -> None:
+    plan = plan_insurance_payment(invs, "AET", amount=amount)
+    by_id = {i.invoice_id: i for i in invs}
+    assert plan.applied + plan.unapplied == amount == plan.total
+    assert plan.unapplied >= 0
+    for a in plan.allocations:
+        inv = by_id[a.invoice_id]
+        assert inv.payer_id == "AET"
+        assert Decimal("0") < a.amount <= inv.ins_open
+    # oldest first: every allocation but the last pays its invoice in full
+    keys = [(by_id[a.invoice_id].service_date, a.invoice_id) for a in plan.allocations]
+    assert keys == sorted(keys)
+    for a in plan.allocations[:-1]:
+        assert a.amount == by_id[a.invoice_id].ins_open
+    # nothing open is skipped while money is left
+    if plan.unapplied > 0:
+        open_aet = sum((i.ins_open for i in invs if i.payer_id == "AET"), Decimal("0"))
+        assert plan.applied == open_aet
+
+
+@given(invoices(), st.data())
+def test_picks_properties(invs: list[OpenInvoice], data: st.DataObject) -> None:
+    payable = [i for i in invs if i.ins_open > 0]
+    if not payable:
+        return
+    chosen = data.draw(st.lists(st.sampled_from(payable), min_size=1, unique_by=lambda i: i.invoice_id))
+    picks = []
+    for inv in chosen:
+        partial = data.draw(st.booleans())
+        amount = data.draw(st.integers(1, int(inv.ins_open * 100)).map(lambda c: Decimal(c).scaleb(-2))) if partial else None
+        picks.append(InvoicePick(inv.invoice_id, amount))
+    extra = data.draw(cents)
+    plan = plan_insurance_payment(invs, "AET", picks=picks)
+    assert plan.unapplied == 0 and plan.total == plan.applied
+    for pick, alloc in zip(picks, plan.allocations, strict=True):
+        assert alloc.invoice_id == pick.invoice_id
+        assert alloc.amount == (pick.amount if pick.amount is not None else next(i.ins_open for i in invs if i.invoice_id == pick.invoice_id))
+    bigger = plan_insurance_payment(invs, "AET", picks=picks, amount=plan.total + extra) if plan.total + extra > 0 else plan
+    assert bigger.allocations == plan.allocations and bigger.unapplied == extra
+
+
+def test_partial_above_open_is_refused() -> None:
+    inv = [OpenInvoice("I1", date(2026, 1, 1), "AET", Decimal("10.00"))]
+    with pytest.raises(PaymentRefused, match="more than its open Ins Amt Due of 10.00"):
+        plan_insurance_payment(inv, "AET", picks=[InvoicePick("I1", Decimal("10.01"))])
+
+
+def test_nothing_entered_is_refused() -> None:
+    with pytest.raises(PaymentRefused, match="Enter a Total Amount or tick"):
+        plan_insurance_payment([], "AET")
