@@ -1,0 +1,659 @@
+"""Accept Payment → Insurance Payment: the seed's form, field by field.
+
+The form holds no money rule. What it sends is a :class:`PaymentRequest` built
+from the fields as typed (amounts through :func:`recon.money.parse_amount`); the
+allocation it previews is ``recon.plan_payment`` of that request, and the same
+plan is handed to ``recon.record_payment(..., expected_plan=plan)``, so what the
+analyst saw is what is recorded, or nothing is (the library refuses when the
+ledger moved in between).
+
+Double clicks: the button is disabled while recording and stays disabled after a
+payment until the form is edited again; the request also carries a per-form
+idempotency key (a new uuid each time the form opens or resets), so a repeated
+submit of the same payment replays the first instead of recording twice.
+
+Card payments: when the practice is enrolled in payment processing the method
+Insurance Credit/Debit Card is offered; choosing it turns Record Payment into
+Charge Payment Method, which calls ``on_charge`` with a :class:`ChargeRequest`.
+The card form (another part of recon) charges through the processor, records
+with ``recon.record_payment(..., card=...)`` and then calls ``done(receipt)`` or
+``failed(message)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as w
+
+from recon.errors import InputError, PaymentRefused, ReconError
+from recon.model import InvoicePick, PaymentMethod, PaymentReceipt, PaymentRequest
+from recon.money import ZERO, fmt, parse_amount, total
+from recon.rules.allocation import Plan
+from recon.rules.permissions import require_billing
+from recon.ui.common import (
+    CSS,
+    STYLE,
+    Pager,
+    UserPicker,
+    esc,
+    html_table,
+    message_html,
+    processor_enrolled,
+    shown_error,
+)
+
+INSURANCE_PAYMENT = "Insurance Payment"
+CLIENT_PAYMENT = "Client Payment"
+RECORD = "Record Payment"
+CHARGE = "Charge Payment Method"
+RECORDED_METHODS = (
+    PaymentMethod.INSURANCE,
+    PaymentMethod.INSURANCE_CHECK,
+    PaymentMethod.INSURANCE_EFT_ACH,
+)
+
+# Widths shared by the invoice header and each row, so the columns line up.
+_COLUMNS = (
+    ("Invoice", "80px", False),
+    ("Date", "90px", False),
+    ("Service", "64px", False),
+    ("Billed To", "150px", False),
+    ("Ins Amt Due", "90px", True),
+    ("Ins Amt Paid", "90px", True),
+    ("Ins Adjusted", "90px", True),
+    ("Open", "90px", True),
+)
+_PREVIEW_ROWS = 12
+
+
+@dataclass
+class ChargeRequest:
+    """What the card form needs to charge and record: the request, the previewed plan, who.
+
+    ``request.idempotency_key`` is the form's key: a processor charge keyed on it
+    is not repeated by a double click either.
+    """
+
+    recon: Any
+    request: PaymentRequest
+    plan: Plan
+    user_id: str
+    form: InsurancePaymentForm
+
+    def done(self, receipt: PaymentReceipt) -> None:
+        """The card was charged and recorded: confirm, refresh the ledger, reset the form."""
+        self.form.recorded(receipt)
+
+    def failed(self, message: str) -> None:
+        """The charge did not happen: show ``message`` (one line) and let the analyst retry."""
+        self.form.show_error(message)
+        self.form.set_busy(False)
+
+
+ChargeHandler = Callable[[ChargeRequest], None]
+
+
+class InsurancePaymentForm(w.VBox):
+    """The Insurance Payment form for one client (see the module docstring)."""
+
+    page_size = 25
+
+    def __init__(
+        self,
+        recon: Any,
+        client_id: str,
+        user: UserPicker | str | None = None,
+        *,
+        on_recorded: Callable[[PaymentReceipt], None] | None = None,
+        on_charge: ChargeHandler | None = None,
+        enrolled: bool | None = None,
+        on_cancel: Callable[[], None] | None = None,
+        page_size: int | None = None,
+    ) -> None:
+        self.recon = recon
+        self.client = recon.client(client_id)
+        self.client_id = self.client.client_id
+        self.on_recorded = on_recorded
+        self.on_charge = on_charge
+        self.on_cancel = on_cancel
+        self.last_receipt: PaymentReceipt | None = None
+        self.key = uuid.uuid4().hex
+        self._busy = False
+        self._syncing = False
+        self._total_auto = False
+        self._open: list[Any] = []
+        self._entries: dict[str, str] = {}
+        self._ticked: set[str] = set()
+        self._row_widgets: dict[str, tuple[w.Checkbox, w.Text]] = {}
+        self._previewed: tuple[tuple[Any, ...], Plan] | None = None
+        notes: list[str] = []
+        if enrolled is None:
+            enrolled, why = processor_enrolled()
+            if why:
+                notes.append(why)
+        self.enrolled = enrolled
+
+        own_picker = not isinstance(user, UserPicker)
+        self.user_picker = UserPicker(recon, user) if own_picker else user  # type: ignore[arg-type]
+        assert isinstance(self.user_picker, UserPicker)
+
+        self.kind = w.RadioButtons(options=[INSURANCE_PAYMENT, CLIENT_PAYMENT], value=None)
+        self.kind.add_class("recon-payment-kind")
+        self.total = w.Text(
+            description="Total Amount",
+            placeholder="0.00",
+            style=STYLE,
+            layout=w.Layout(width="300px"),
+        )
+        self.total.add_class("recon-total-amount")
+        self.invoice_header = w.HTML(CSS + _row_header())
+        self.invoice_rows = w.VBox()
+        self.invoice_rows.add_class("recon-invoice-rows")
+        self.pager = Pager(
+            "recon-invoices", page_size or self.page_size, self._render_rows, "Open invoices"
+        )
+        self.selection = w.HTML()
+        self.selection.add_class("recon-selection")
+        self.preview = w.HTML()
+        self.preview.add_class("recon-preview")
+        methods = [*RECORDED_METHODS, *((PaymentMethod.INSURANCE_CARD,) if enrolled else ())]
+        self.method = w.Dropdown(
+            options=[(m.label, m) for m in methods],
+            value=None,
+            description="Payment Method",
+            style=STYLE,
+        )
+        self.method.add_class("recon-payment-method")
+        self.insurance = w.Dropdown(
+            options=[(p.payer_name, p.payer_id) for p in self.client.policies],
+            value=self.client.policies[0].payer_id if self.client.policies else None,
+            description="Insurance",
+            style=STYLE,
+        )
+        self.insurance.add_class("recon-insurance")
+        self.payment_number = w.Text(
+            description="Payment Number", placeholder="check or trace number", style=STYLE
+        )
+        self.payment_number.add_class("recon-payment-number")
+        self.notes = w.Textarea(description="Notes", style=STYLE, layout=w.Layout(width="480px"))
+        self.notes.add_class("recon-notes")
+        self.record_button = w.Button(description=RECORD, button_style="primary", icon="check")
+        self.record_button.add_class("recon-record-payment")
+        self.cancel_button = w.Button(description="Cancel")
+        self.cancel_button.add_class("recon-cancel-payment")
+        self.message = w.HTML()
+        self.message.add_class("recon-message")
+        self.warnings = w.HTML()
+        self.warnings.add_class("recon-warnings")
+        self.credit_banner = w.HTML()
+        self.credit_banner.add_class("recon-credit-banner")
+        self.note = w.HTML("".join(message_html("info", n) for n in notes))
+        self.note.add_class("recon-form-note")
+
+        self.body = w.VBox(
+            [
+                self.total,
+                self.invoice_header,
+                self.invoice_rows,
+                self.pager,
+                self.selection,
+                self.preview,
+                self.method,
+                self.insurance,
+                self.payment_number,
+                self.notes,
+                w.HBox([self.record_button, self.cancel_button]),
+            ]
+        )
+        self.body.layout.display = "none"
+        head = [
+            w.HTML(f"<h4>Accept Payment — {esc(self.client.name)} ({esc(self.client_id)})</h4>")
+        ]
+        if own_picker:
+            head.append(self.user_picker)
+        super().__init__(
+            [
+                *head,
+                self.kind,
+                self.body,
+                self.message,
+                self.warnings,
+                self.credit_banner,
+                self.note,
+            ]
+        )
+        self.add_class("recon-payment-form")
+
+        self.kind.observe(self._on_kind, "value")
+        self.total.observe(self._on_total, "value")
+        self.method.observe(self._on_method, "value")
+        self.insurance.observe(lambda _c: self._edited(preview=True), "value")
+        self.payment_number.observe(lambda _c: self._edited(), "value")
+        self.notes.observe(lambda _c: self._edited(), "value")
+        self.user_picker.observe(lambda _c: self._edited(), "value")
+        self.record_button.on_click(self._on_record)
+        self.cancel_button.on_click(lambda _b: self.cancel())
+        self._load_invoices()
+
+    # ------------------------------------------------------------ invoice rows
+    def _load_invoices(self) -> None:
+        """Open invoices (Ins Amt Due not yet paid or adjusted), oldest service first."""
+        self._open = [r for r in self.recon.ledger_rows(self.client_id) if r.ins_open > ZERO]
+        by_id = {r.invoice_id for r in self._open}
+        self._entries = {k: v for k, v in self._entries.items() if k in by_id}
+        self._ticked &= by_id
+        self.pager.set_count(len(self._open))
+        self._render_rows()
+        self._selection()
+
+    @property
+    def open_invoice_ids(self) -> list[str]:
+        return [r.invoice_id for r in self._open]
+
+    @property
+    def rendered_rows(self) -> int:
+        """Invoice rows that exist as widgets now (one page at most)."""
+        return len(self._row_widgets)
+
+    def show_invoice(self, invoice_id: str) -> None:
+        """Move the rows to the page holding ``invoice_id`` (for code and tests)."""
+        index = self.open_invoice_ids.index(invoice_id)
+        self.pager.go(self.pager.page_of(index))
+
+    def tick(self, invoice_id: str) -> w.Checkbox:
+        """The checkbox of ``invoice_id``, its page shown first."""
+        self.show_invoice(invoice_id)
+        return self._row_widgets[invoice_id][0]
+
+    def payment_field(self, invoice_id: str) -> w.Text:
+        """The Payment field of ``invoice_id``, its page shown first."""
+        self.show_invoice(invoice_id)
+        return self._row_widgets[invoice_id][1]
+
+    def _render_rows(self) -> None:
+        for box in self.invoice_rows.children:
+            for child in box.children:  # type: ignore[attr-defined]
+                child.close()
+            box.close()
+        self._row_widgets = {}
+        rows = []
+        payer_names = {p.payer_id: p.payer_name for p in self.client.policies}
+        for r in self._open[self.pager.window()]:
+            tick = w.Checkbox(
+                value=r.invoice_id in self._ticked, indent=False, layout=w.Layout(width="32px")
+            )
+            tick.add_class("recon-tick")
+            tick.add_class(f"recon-tick-{r.invoice_id}")
+            pay = w.Text(
+                value=self._entries.get(r.invoice_id, ""),
+                placeholder="0.00",
+                layout=w.Layout(width="110px"),
+            )
+            pay.add_class("recon-pay")
+            pay.add_class(f"recon-pay-{r.invoice_id}")
+            tick.observe(lambda c, inv=r: self._on_tick(inv, c["new"]), "value")
+            pay.observe(lambda c, inv=r: self._on_pay(inv, c["new"]), "value")
+            values = (
+                r.invoice_id,
+                r.service_date.isoformat(),
+                r.service_code,
+                payer_names.get(r.payer_id, r.payer_id or ""),
+                fmt(r.ins_amt_due),
+                fmt(r.ins_amt_paid),
+                fmt(r.ins_adjusted),
+                fmt(r.ins_open),
+            )
+            cells = w.HTML(
+                "".join(
+                    _cell(v, width, num)
+                    for v, (_h, width, num) in zip(values, _COLUMNS, strict=True)
+                )
+            )
+            row = w.HBox([tick, cells, pay], layout=w.Layout(align_items="center"))
+            row.add_class("recon-invoice-row")
+            rows.append(row)
+            self._row_widgets[r.invoice_id] = (tick, pay)
+        self.invoice_rows.children = rows
+
+    def _on_tick(self, inv: Any, ticked: bool) -> None:
+        """Ticking fills Payment with the open Ins Amt Due; unticking clears it."""
+        if self._syncing:
+            return
+        if ticked:
+            self._ticked.add(inv.invoice_id)
+            self._entries[inv.invoice_id] = fmt(inv.ins_open)
+        else:
+            self._ticked.discard(inv.invoice_id)
+            self._entries.pop(inv.invoice_id, None)
+        self._set_quietly(
+            self._row_widgets[inv.invoice_id][1], self._entries.get(inv.invoice_id, "")
+        )
+        self._picks_changed()
+
+    def _on_pay(self, inv: Any, text: str) -> None:
+        """A typed Payment is a partial payment; a ticked row whose amount changes is unticked."""
+        if self._syncing:
+            return
+        if text.strip():
+            self._entries[inv.invoice_id] = text.strip()
+        else:
+            self._entries.pop(inv.invoice_id, None)
+        if inv.invoice_id in self._ticked and text.strip() != fmt(inv.ins_open):
+            self._ticked.discard(inv.invoice_id)
+            self._set_quietly(self._row_widgets[inv.invoice_id][0], False)
+        self._picks_changed()
+
+    def _picks_changed(self) -> None:
+        """Total Amount follows the invoice Payments (their sum), as the seed says."""
+        if self._entries:
+            try:
+                amounts = [
+                    parse_amount(t, f"Payment on invoice {i}") for i, t in self._entries.items()
+                ]
+            except ReconError:
+                amounts = None  # the preview names the bad field
+            if amounts is not None:
+                self._set_quietly(self.total, fmt(total(amounts)))
+                self._total_auto = True
+        elif self._total_auto:
+            self._set_quietly(self.total, "")
+            self._total_auto = False
+        self._selection()
+        self._edited(preview=True)
+
+    def _selection(self) -> None:
+        partial = len(self._entries) - len(self._ticked)
+        self.selection.value = (
+            f"<small>{len(self._ticked)} ticked, {partial} partial Payment(s) · "
+            f"{len(self._open):,} open invoices</small>"
+        )
+
+    def _set_quietly(self, widget: w.ValueWidget, value: Any) -> None:
+        self._syncing = True
+        try:
+            widget.value = value
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------ other fields
+    def _on_kind(self, change: dict[str, Any]) -> None:
+        if change["new"] == INSURANCE_PAYMENT:
+            self.body.layout.display = None
+            if not self.client.policies:
+                self.show_error(
+                    f"{self.client.name} has no insurance providers (self-pay): "
+                    "an insurance payment cannot be recorded"
+                )
+            else:
+                self.message.value = ""
+        else:
+            self.body.layout.display = "none"
+            if change["new"] == CLIENT_PAYMENT:
+                self.message.value = message_html(
+                    "info", "Client Payment is not available yet in recon; choose Insurance Payment"
+                )
+        self._edited(preview=True)
+
+    def _on_total(self, _change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        self._total_auto = False
+        self._edited(preview=True)
+
+    def _on_method(self, change: dict[str, Any]) -> None:
+        card = change["new"] is PaymentMethod.INSURANCE_CARD
+        self.record_button.description = CHARGE if card else RECORD
+        self.record_button.icon = "credit-card" if card else "check"
+        if card:
+            self.record_button.add_class("recon-charge-payment-method")
+        else:
+            self.record_button.remove_class("recon-charge-payment-method")
+        self._edited()
+
+    def _edited(self, preview: bool = False) -> None:
+        """Any edit re-arms Record Payment (it rests disabled after a payment)."""
+        if self._syncing:
+            return
+        if not self._busy:
+            self.record_button.disabled = False
+        if preview:
+            self.refresh_preview()
+
+    # ----------------------------------------------------------------- preview
+    def _plan_inputs(self) -> tuple[str, Any, tuple[InvoicePick, ...]]:
+        """Payer, Total Amount and picks as the analyst entered them (parsed, not judged)."""
+        if self.insurance.value is None:
+            raise InputError("Choose the Insurance this payment comes from")
+        text = self.total.value.strip()
+        amount = parse_amount(text, "Total Amount") if text else None
+        picks = []
+        for r in self._open:
+            entry = self._entries.get(r.invoice_id)
+            if entry is None:
+                continue
+            if r.invoice_id in self._ticked:
+                picks.append(InvoicePick(r.invoice_id))
+            else:
+                picks.append(
+                    InvoicePick(
+                        r.invoice_id, parse_amount(entry, f"Payment on invoice {r.invoice_id}")
+                    )
+                )
+        return str(self.insurance.value), amount, tuple(picks)
+
+    def refresh_preview(self) -> Plan | None:
+        """Show what Record Payment would do now (``recon.plan_payment``), or why it cannot."""
+        self._previewed = None
+        if self.kind.value != INSURANCE_PAYMENT:
+            self.preview.value = ""
+            return None
+        if not self.total.value.strip() and not self._entries:
+            self.preview.value = message_html(
+                "info",
+                "Enter a Total Amount (applied oldest service first), or tick invoices, "
+                "or type a Payment",
+            )
+            return None
+        try:
+            inputs = self._plan_inputs()
+            payer, amount, picks = inputs
+            plan = self.recon.plan_payment(
+                PaymentRequest(
+                    self.client_id, payer, PaymentMethod.INSURANCE, amount=amount, picks=picks
+                )
+            )
+        except Exception as exc:  # one line in the preview; bugs are logged
+            self.preview.value = message_html("error", shown_error(exc))
+            return None
+        self._previewed = (inputs, plan)
+        self.preview.value = self._plan_html(plan, lump=not picks)
+        return plan
+
+    def _plan_html(self, plan: Plan, lump: bool) -> str:
+        rows = {r.invoice_id: r for r in self._open}
+        shown = plan.allocations[:_PREVIEW_ROWS]
+        table = html_table(
+            ["Invoice", "Date", "Open Ins Amt Due", "Payment"],
+            [
+                (
+                    a.invoice_id,
+                    rows[a.invoice_id].service_date if a.invoice_id in rows else "",
+                    rows[a.invoice_id].ins_open if a.invoice_id in rows else "",
+                    a.amount,
+                )
+                for a in shown
+            ],
+            numeric=[False, False, True, True],
+        )
+        more = len(plan.allocations) - len(shown)
+        title = "Preview — applied oldest service first" if lump else "Preview"
+        parts = [
+            f"<b>{title}</b>",
+            table if shown else "<p>No open invoice of this insurer to apply it to.</p>",
+            f"<small>… and {more:,} more invoices</small>" if more > 0 else "",
+            f"<p>Total Amount <b>{fmt(plan.total)}</b> · applied <b>{fmt(plan.applied)}</b> to "
+            f"{len(plan.allocations):,} invoice(s) · "
+            f"unapplied credit <b>{fmt(plan.unapplied)}</b></p>",
+        ]
+        if plan.unapplied > ZERO:
+            parts.append(
+                message_html(
+                    "warning",
+                    f"{fmt(plan.unapplied)} will not be applied to an invoice: "
+                    "it is kept as unapplied credit "
+                    f"on {self.client.name}'s account",
+                )
+            )
+        return "".join(parts)
+
+    # ----------------------------------------------------------------- record
+    def request(self) -> PaymentRequest:
+        """The PaymentRequest the form would send now (with its idempotency key)."""
+        if self.kind.value != INSURANCE_PAYMENT:
+            raise InputError("Choose Insurance Payment (Client Payment is not available yet)")
+        if self.method.value is None:
+            raise InputError("Choose a Payment Method")
+        payer, amount, picks = self._plan_inputs()
+        return PaymentRequest(
+            client_id=self.client_id,
+            payer=payer,
+            method=self.method.value,
+            amount=amount,
+            picks=picks,
+            payment_number=self.payment_number.value.strip() or None,
+            notes=self.notes.value.strip() or None,
+            idempotency_key=self.key,
+        )
+
+    def set_busy(self, busy: bool) -> None:
+        """Recording (or charging): the button is disabled so a second click does nothing."""
+        self._busy = busy
+        self.record_button.disabled = busy
+
+    def show_error(self, text: str) -> None:
+        self.message.value = message_html("error", text)
+
+    def _on_record(self, _button: Any = None) -> None:
+        if self._busy or self.record_button.disabled:
+            return  # a second click while (or right after) recording records nothing
+        self.set_busy(True)
+        self.message.value = self.warnings.value = self.credit_banner.value = ""
+        try:
+            receipt = self._record_or_charge()
+        except Exception as exc:  # one readable line; bugs are logged in full
+            self.show_error(shown_error(exc, "nothing was recorded"))
+            self.set_busy(False)
+            self.refresh_preview()  # re-plan on the ledger as it is now
+            return
+        if receipt is not None:
+            self.recorded(receipt)
+
+    def _record_or_charge(self) -> PaymentReceipt | None:
+        user_id = self.user_picker.require()
+        request = self.request()
+        inputs = (request.payer, request.amount, request.picks)
+        if self._previewed is not None and self._previewed[0] == inputs:
+            plan = self._previewed[1]
+        else:
+            plan = self.recon.plan_payment(request)
+        if request.method is PaymentMethod.INSURANCE_CARD:
+            if self.on_charge is None:
+                raise PaymentRefused(
+                    "Insurance Credit/Debit Card needs the practice's card form, "
+                    "which is not set up "
+                    "in this notebook; nothing was charged"
+                )
+            require_billing(self.recon.user(user_id), "charge a card")
+            self.on_charge(ChargeRequest(self.recon, request, plan, user_id, self))
+            return None  # the card form calls done() or failed()
+        return self.recon.record_payment(request, user_id, expected_plan=plan)
+
+    def recorded(self, receipt: PaymentReceipt) -> None:
+        """Confirm, warn, refresh the ledger in place, and reset the form for the next payment."""
+        self.last_receipt = receipt
+        method = self.method.value.label if self.method.value is not None else "payment"
+        payer = self.insurance.label or ""
+        if receipt.replayed:
+            text = f"Payment {receipt.payment_id} was already recorded; nothing new was recorded"
+        else:
+            text = (
+                f"Recorded payment {receipt.payment_id}: {fmt(receipt.amount)} ({method}) "
+                f"from {payer}; "
+                f"applied {fmt(receipt.applied)} to {len(receipt.allocations)} invoice(s)"
+            )
+        self.message.value = message_html("ok", text)
+        self.warnings.value = "".join(message_html("warning", x) for x in receipt.warnings)
+        if receipt.unapplied > ZERO:
+            self.credit_banner.value = message_html(
+                "warning",
+                f"Unapplied credit: {fmt(receipt.unapplied)} of payment {receipt.payment_id} "
+                "was not applied "
+                f"to an invoice and is kept as credit on {self.client.name}'s account",
+            )
+        try:
+            if self.on_recorded is not None:
+                self.on_recorded(receipt)
+            self.reset()
+        except Exception as exc:  # the payment stands; say the screen is stale
+            self.message.value = message_html(
+                "warning", f"{text}, but the screen could not refresh: {shown_error(exc)}"
+            )
+        self._busy = False
+        self.record_button.disabled = True  # re-armed by the next edit
+
+    def reset(self) -> None:
+        """A fresh form on the current ledger: new idempotency key, nothing ticked or typed.
+
+        Payment Method and Insurance stay as chosen: the next payment is often the
+        same insurer's.
+        """
+        self.key = uuid.uuid4().hex
+        self._syncing = True
+        try:
+            self._entries.clear()
+            self._ticked.clear()
+            self._total_auto = False
+            self.total.value = ""
+            self.payment_number.value = ""
+            self.notes.value = ""
+            self._load_invoices()
+        finally:
+            self._syncing = False
+        self.client = self.recon.client(self.client_id)
+        self.refresh_preview()
+
+    def cancel(self) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel()
+        else:
+            self.reset()
+            self.message.value = self.warnings.value = self.credit_banner.value = ""
+
+    def dispose(self) -> None:
+        """Close the form's widgets (the browser drops their models)."""
+        for box in self.invoice_rows.children:
+            for child in box.children:  # type: ignore[attr-defined]
+                child.close()
+            box.close()
+        self.close()
+
+
+def _cell(value: str, width: str, numeric: bool) -> str:
+    kind = "recon-cell num" if numeric else "recon-cell"
+    return f'<span class="{kind}" style="width:{width}">{esc(value)}</span>'
+
+
+def _row_header() -> str:
+    cells = "".join(
+        _cell(h, width, num).replace(">", "><b>", 1).replace("</span>", "</b></span>")
+        for h, width, num in _COLUMNS
+    )
+    return (
+        '<div class="recon-invoice-header" style="display:flex;align-items:center">'
+        f'<span class="recon-cell" style="width:32px"></span>{cells}'
+        '<span class="recon-cell" style="width:110px"><b>Payment</b></span></div>'
+    )
