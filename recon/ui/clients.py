@@ -73,9 +73,10 @@ class ClientsView(w.VBox):
             button.add_class("recon-client-link")
             button.add_class(f"recon-client-{r.client_id}")
             button.on_click(lambda _b, cid=r.client_id: self._on_open(cid))
+            insurance = r.insurance if isinstance(r.insurance, str) else "Self-pay"
             info = w.HTML(
                 f'<span class="recon-cell" style="width:70px">{esc(r.client_id)}</span>'
-                f'<span class="recon-cell">{esc(r.insurance or "Self-pay")}</span>'
+                f'<span class="recon-cell">{esc(insurance)}</span>'
             )
             rows.append(w.HBox([button, info]))
         self.results.children = rows

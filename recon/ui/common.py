@@ -50,8 +50,13 @@ CSS = """
 
 
 def esc(value: object) -> str:
-    """Text from the ledger or the analyst, safe to put into HTML."""
-    return html.escape("" if value is None else str(value))
+    """Text from the ledger or the analyst, safe to put into HTML element content."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def esc_attr(value: object) -> str:
+    """Text safe inside a double-quoted HTML attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
 
 
 def cell(value: object) -> str:

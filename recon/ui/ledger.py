@@ -15,7 +15,7 @@ import ipywidgets as w
 
 from recon.model import PaymentReceipt
 from recon.money import fmt, total
-from recon.ui.common import CSS, Pager, esc, guarded, html_table, message_html
+from recon.ui.common import CSS, Pager, esc, esc_attr, guarded, html_table, message_html
 from recon.ui.payment import ChargeHandler, InsurancePaymentForm
 
 LEDGER_HEADERS = (
@@ -94,7 +94,7 @@ class LedgerTable(w.VBox):
             ),
             numeric=_NUMERIC,
             row_attrs=(
-                f'data-invoice="{esc(r.invoice_id)}"'
+                f'data-invoice="{esc_attr(r.invoice_id)}"'
                 + (' class="recon-just-paid"' if r.invoice_id in self.highlight else "")
                 for r in page
             ),
