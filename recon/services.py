@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -237,11 +237,15 @@ class Recon:
         expected_plan: Plan | None = None,
         card: CardDetails | None = None,
         payment_id: str | None = None,
+        in_transaction: Callable[[str], None] | None = None,
     ) -> PaymentReceipt:
         """Record an insurance payment: Billing permission, plan, idempotency, one transaction.
 
         ``expected_plan`` is what the analyst saw previewed: if the ledger changed since,
         the payment is refused rather than recorded differently from the preview.
+        ``in_transaction(payment_id)`` runs inside the same transaction after the payment
+        is written, so a caller's own bookkeeping (the card attempt that charged it)
+        commits or rolls back together with the payment.
         """
         user = self.user(user_id)
         require_billing(user, "record a payment")
@@ -299,6 +303,8 @@ class Recon:
                     "idempotency_key": request.idempotency_key,
                 },
             )  # fmt: skip
+            if in_transaction is not None:
+                in_transaction(pid)
         return PaymentReceipt(
             payment_id=pid,
             amount=plan.total,
