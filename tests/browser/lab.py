@@ -232,9 +232,14 @@ class LabServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=timeout)
-        for pid in _pids_mentioning(str(self.runtime_dir)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while pids := _pids_mentioning(str(self.runtime_dir)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kernel processes {pids} survived SIGKILL")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
 
 def _pids_mentioning(needle: str) -> list[int]:
@@ -248,9 +253,10 @@ def _pids_mentioning(needle: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        if needle in cmdline:
+        if needle in cmdline and state != "Z":  # zombies are dead, just not reaped
             pids.append(int(entry.name))
     return pids
 
