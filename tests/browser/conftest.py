@@ -53,11 +53,17 @@ def _missing_pieces() -> list[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark everything under tests/browser as ``browser`` so ``-m "not browser"`` works."""
-    here = Path(__file__).parent
+    """Mark everything under tests/browser ``browser`` and put it in one xdist group.
+
+    The marker lets ``-m "not browser"`` deselect them; the group means that with
+    ``-n N --dist loadgroup`` one worker runs them all and starts JupyterLab and
+    Chromium once, instead of every worker paying ~10 s for its own pair.
+    """
+    here = Path(__file__).resolve().parent
     for item in items:
-        if here in Path(str(item.path)).parents:
+        if here in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -108,7 +114,8 @@ def lab_server(
         yield server
     finally:
         server.stop()
-        server.save_log("lab-server")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        server.save_log(f"lab-server-{worker}" if worker else "lab-server")
 
 
 @pytest.fixture(scope="session")
