@@ -107,20 +107,22 @@ def test_widgets_render_and_react(page: Page, lab_server: LabServer) -> None:
     panel = nb.panel
 
     # ipywidgets: keyboard on the slider handle, then a real click on the button.
-    handle = panel.locator(".widget-slider .noUi-handle").first
+    # ipywidgets 8 links descriptions to inputs (<label for=...>) and noUiSlider
+    # gives the handle role=slider, so accessible locators work.
+    handle = panel.get_by_role("slider")
     handle.focus()
     handle.press("ArrowRight")
     handle.press("ArrowRight")
-    expect(panel.locator(".widget-slider .widget-readout").first).to_have_text("5")
+    expect(panel.locator(".widget-slider .widget-readout")).to_have_text("5")
     panel.get_by_role("button", name="Apply").click()
     expect(panel.locator(".widget-label", has_text="slider is")).to_have_text("slider is 5")
 
-    # Form controls: the selectors the Accept Payment test will use.
-    panel.locator(".widget-radio-box label", has_text="Insurance Payment").click()
-    panel.locator(".widget-checkbox input[type=checkbox]").check()
-    panel.locator(".widget-text input").fill("12.50")
-    panel.locator(".widget-dropdown select").select_option(label="Insurance Check")
-    panel.locator(".widget-textarea textarea").fill("EOB 7")
+    # Form controls, found the way the Accept Payment test will find them.
+    panel.get_by_role("radio", name="Insurance Payment").check()
+    panel.get_by_label("Invoice 1001").check()
+    panel.get_by_label("Payment", exact=True).fill("12.50")  # not "Payment Method"
+    panel.get_by_label("Payment Method").select_option(label="Insurance Check")
+    panel.get_by_label("Notes").fill("EOB 7")
     panel.get_by_role("button", name="Record Payment").click()
     expect(panel.locator(".widget-html-content", has_text="ticked=")).to_have_text(
         "ticked=True payment=12.50 method=Insurance Check kind=Insurance Payment notes=EOB 7"
