@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
@@ -77,6 +78,12 @@ def _cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
+@lru_cache(maxsize=4096)
+def _d8(day: date) -> str:
+    """CCYYMMDD; cached because strftime is slow and service dates repeat."""
+    return f"{day:%Y%m%d}"
+
+
 def _m(cents: int) -> str:
     """Cents as an X12 decimal: ``15000`` → ``150``, ``-1234`` → ``-12.34``."""
     sign = "-" if cents < 0 else ""
@@ -96,26 +103,33 @@ class _Writer:
     def seg(self, *elements: str) -> str:
         return self.e.join(elements)
 
+    def below(self, n: int) -> int:
+        """A number in [0, n): ``getrandbits`` is C-fast where ``randrange`` is not."""
+        return self.rng.getrandbits(40) % n
+
+    def pick(self, options: tuple[str, ...]) -> str:
+        return options[self.rng.getrandbits(20) % len(options)]
+
     def _patient(self, out: list[str], when: date) -> None:
-        r, s = self.rng, self.seg
-        out.append(s("NM1", "QC", "1", r.choice(LAST), r.choice(FIRST), "", "", "", "MI",
-                     f"M{r.randrange(10**8):08d}"))
+        s = self.seg
+        out.append(s("NM1", "QC", "1", self.pick(LAST), self.pick(FIRST), "", "", "", "MI",
+                     f"M{self.below(10**8):08d}"))
         out.append(s("NM1", "82", "1", "CLINICIAN", "PAT", "", "", "", "XX", "1811901945"))
-        out.append(s("DTM", "232", f"{when:%Y%m%d}"))
-        out.append(s("DTM", "233", f"{when:%Y%m%d}"))
+        out.append(s("DTM", "232", _d8(when)))
+        out.append(s("DTM", "233", _d8(when)))
 
     def _line(self, out: list[str], code: str, when: date, fee: int,
               adjustments: list[tuple[str, list[tuple[str, int]]]], paid: int) -> None:
         s = self.seg
-        units = "" if self.rng.random() < 0.5 else "1"
+        units = "" if self.rng.getrandbits(1) else "1"
         out.append(s("SVC", f"HC{self.c}{code}", _m(fee), _m(paid), "", units).rstrip(self.e))
-        out.append(s("DTM", "472", f"{when:%Y%m%d}"))
+        out.append(s("DTM", "472", _d8(when)))
         for group, pairs in adjustments:
             elements = ["CAS", group]
             for reason, cents in pairs:
                 elements += [reason, _m(cents), ""]
             out.append(s(*elements).rstrip(self.e))
-        out.append(s("REF", "6R", f"L{self.rng.randrange(10**9):09d}"))
+        out.append(s("REF", "6R", f"L{self.below(10**9):09d}"))
         out.append(s("AMT", "B6", _m(fee - sum(c for g, p in adjustments if g == "CO"
                                               for _, c in p))))
 
@@ -124,8 +138,8 @@ class _Writer:
         """Adjustments, paid and patient responsibility for one line of ``fee`` cents."""
         r = self.rng
         if kind == "denied":
-            return [("CO", [(r.choice(DENIAL_REASONS), fee)])], 0, 0
-        allowed = fee * r.randrange(55, 96) // 100
+            return [("CO", [(self.pick(DENIAL_REASONS), fee)])], 0, 0
+        allowed = fee * (55 + self.below(41)) // 100
         adjustments: list[tuple[str, list[tuple[str, int]]]] = []
         if fee > allowed:
             adjustments.append(("CO", [("45", fee - allowed)]))
@@ -133,7 +147,7 @@ class _Writer:
         if kind == "partial":
             pairs = []
             for reason in r.sample(("1", "2", "3"), r.randrange(1, 4)):
-                cents = min(allowed - patient, r.randrange(500, 5001))
+                cents = min(allowed - patient, 500 + self.below(4501))
                 if cents > 0:
                     pairs.append((reason, cents))
                     patient += cents
@@ -153,7 +167,7 @@ class _Writer:
             charge, paid, patient = charge + fee, paid + line_paid, patient + line_patient
         status = "4" if kind == "denied" else status
         out.append(self.seg("CLP", claim_id, status, _m(charge), _m(paid), _m(patient), "12",
-                            f"PCN{self.rng.randrange(10**12):012d}", "11", "1"))
+                            f"PCN{self.below(10**12):012d}", "11", "1"))
         self._patient(out, lines[0][1])
         out.append(self.seg("AMT", "AU", _m(charge)))
         out.extend(body)
@@ -163,7 +177,7 @@ class _Writer:
         """An institutional-style claim: claim-level CAS only, no SVC."""
         adjustments, paid, patient = self._adjudicate(fee, self.rng.choice(("paid", "partial")))
         out = [self.seg("CLP", claim_id, "1", _m(fee), _m(paid), _m(patient), "13",
-                        f"PCN{self.rng.randrange(10**12):012d}", "11", "1")]
+                        f"PCN{self.below(10**12):012d}", "11", "1")]
         for group, pairs in adjustments:
             cas = self.seg("CAS", group, *[x for r, c in pairs for x in (r, _m(c), "")])
             out.append(cas.rstrip(self.e))
@@ -175,7 +189,7 @@ class _Writer:
         adjustments, old_paid, _ = self._adjudicate(fee, "paid")
         negated = [(g, [(rsn, -c) for rsn, c in pairs]) for g, pairs in adjustments]
         out = [self.seg("CLP", claim_id, "22", _m(-fee), _m(-old_paid), "", "12",
-                        f"PCN{self.rng.randrange(10**12):012d}", "11", "1")]
+                        f"PCN{self.below(10**12):012d}", "11", "1")]
         self._patient(out, when)
         self._line(out, code, when, -fee, negated, -old_paid)
         correction, new_paid = self.claim(claim_id, [(code, when, fee)], "partial")
@@ -333,16 +347,16 @@ def _next_claim(w: _Writer, specs: list[InvoiceSpec], state: dict[str, int],
         return w.claim(inv.invoice_id, [(inv.service_code, inv.service_date, fee)], kind)
     state["unmatched"] += 1
     claim_id = f"NOMATCH-{state['claim_no']:08d}"
-    service = when - timedelta(days=rng.randrange(10, 60))
-    fee = rng.randrange(80, 260) * 100 + rng.choice((0, 0, 50, 99))
+    service = when - timedelta(days=10 + w.below(50))
+    fee = (80 + w.below(180)) * 100 + (0, 0, 50, 99)[w.below(4)]
     if kind == "reversal":
-        return w.reversal(claim_id, rng.choice(CODES), service, fee)
+        return w.reversal(claim_id, w.pick(CODES), service, fee)
     if kind == "nolines":
         return w.claim_without_lines(claim_id, service, fee)
-    n_lines = rng.randrange(2, 5) if kind == "multi" else 1
-    lines = [(rng.choice(CODES), service + timedelta(days=7 * i),
-              rng.randrange(80, 260) * 100 + rng.choice((0, 25, 50))) for i in range(n_lines)]
-    return w.claim(claim_id, lines, rng.choice(("paid", "partial")) if kind == "multi" else kind)
+    n_lines = 2 + w.below(3) if kind == "multi" else 1
+    lines = [(w.pick(CODES), service + timedelta(days=7 * i),
+              (80 + w.below(180)) * 100 + (0, 25, 50)[w.below(3)]) for i in range(n_lines)]
+    return w.claim(claim_id, lines, w.pick(("paid", "partial")) if kind == "multi" else kind)
 
 
 def _plb(w: _Writer, provider: str, when: date, paid: int) -> tuple[list[str], int]:

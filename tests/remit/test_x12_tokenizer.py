@@ -106,7 +106,7 @@ def test_several_interchanges_with_different_separators(tmp_path: Path) -> None:
 def test_chunk_size_never_changes_segments(tmp_path_factory: pytest.TempPathFactory,
                                            chunk: int, seps: Separators, crlf: bool) -> None:
     f = tmp_path_factory.mktemp("chunks") / "x.835"
-    text = interchange(seps, after="\r\n" if crlf and seps.segment != "\n" else "") * 1
+    text = interchange(seps, after="\r\n" if crlf and seps.segment != "\n" else "")
     f.write_text(text + text.replace("000000001", "000000002"), encoding="utf-8")
     assert read(f, chunk_chars=chunk) == read(f)
 
