@@ -270,8 +270,13 @@ def _write_lab_config(home: Path) -> None:
     )
     server_config = {
         "ServerApp": {
-            # jupyter_lsp scans for language servers at start-up: time we don't need.
-            "jpserver_extensions": {"jupyter_lsp": False},
+            # Server extensions the tests don't use cost start-up imports on a
+            # 2-core box (jupyter_lsp also scans for language servers).
+            "jpserver_extensions": {
+                "jupyter_lsp": False,
+                "jupyter_server_terminals": False,
+                "notebook_shim": False,
+            },
             "terminals_enabled": False,
         },
     }
