@@ -146,7 +146,8 @@ def plot_aging(aging: Any, ax: Any = None) -> Any:
     ax.invert_yaxis()
     ax.set_xlabel("Open balance")
     ax.set_title("A/R aging by payer (days from service date)")
-    ax.legend(title="Days", loc="lower right")
+    ax.legend(title="Days", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
     return ax
 
 
@@ -169,5 +170,6 @@ def plot_payments(payments: Any, ax: Any = None) -> Any:
     ax.set_xticklabels(payers, rotation=20, ha="right")
     ax.set_ylabel("Amount received")
     ax.set_title("Payments by method and payer")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
     return ax

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from recon.ui.app import Workbench, client_ledger, workbench
 from recon.ui.clients import ClientDetailsView, ClientsView
-from recon.ui.common import UserPicker, export_dir, notebook_ledger_path
+from recon.ui.common import UserPicker, download_links, export_dir, notebook_ledger_path
 from recon.ui.ledger import ClientLedgerView, LedgerTable
 from recon.ui.payment import ChargeHandler, ChargeRequest, InsurancePaymentForm
 
@@ -71,6 +71,7 @@ __all__ = [
     "UserPicker",
     "Workbench",
     "client_ledger",
+    "download_links",
     "export_dir",
     "notebook_ledger_path",
     "workbench",

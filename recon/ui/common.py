@@ -269,3 +269,35 @@ def export_dir() -> Path:
 
     env = os.environ.get("RECON_EXPORT_DIR")
     return Path(env) if env else project_root() / "data" / "exports"
+
+
+def download_links(paths: Iterable[Path], max_inline_bytes: int = 5_000_000) -> Any:
+    """Download links for exported files, shown as one HTML output.
+
+    Why a data link for small files: JupyterLab only serves files under its root
+    (``recon lab`` roots at ``notebooks/``), while exports go to ``data/exports``;
+    a file embedded in the link downloads wherever the server is rooted. Larger
+    files get a link relative to the notebook and their full path, so nothing big
+    is copied into the notebook.
+    """
+    import base64
+    import mimetypes
+
+    from IPython.display import HTML
+
+    items = []
+    for path in paths:
+        path = Path(path)
+        size = path.stat().st_size
+        if size <= max_inline_bytes:
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            href = f"data:{kind};base64,{data}"
+        else:
+            href = os.path.relpath(path, Path.cwd())
+        items.append(
+            f'<li><a class="recon-download" href="{esc_attr(href)}" '
+            f'download="{esc_attr(path.name)}">'
+            f"{esc(path.name)}</a> <small>({size:,} bytes · {esc(path)})</small></li>"
+        )
+    return HTML(f"<ul>{''.join(items)}</ul>")
