@@ -346,7 +346,11 @@ def test_card_without_billing_is_refused_before_charging(make_form: Form) -> Non
     assert "Billing permission" in form.message.value
 
 
-def test_card_without_a_card_form_says_so(make_form: Form) -> None:
+def test_card_without_a_card_form_says_so(make_form: Form, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recon.ui.payment as payment
+
+    # no on_charge and no processor card form in this checkout
+    monkeypatch.setattr(payment, "_default_card_form", lambda: None, raising=False)
     form = make_form(enrolled=True)
     form.tick("I1").value = True
     fill(form, PaymentMethod.INSURANCE_CARD)
