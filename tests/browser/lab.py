@@ -67,7 +67,9 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 DISABLED_LAB_PLUGINS: tuple[str, ...] = (
     "@jupyterlab/apputils-extension:announcements",
     "@jupyterlab/extensionmanager-extension",
-    "@jupyterlab/lsp-extension",
+    "@jupyterlab/lsp-extension",  # and the two plugins that require it:
+    "@jupyterlab/fileeditor-extension:language-server",
+    "@jupyterlab/notebook-extension:language-server",
     "@jupyterlab/terminal-extension",
 )
 
