@@ -57,36 +57,53 @@ def main() -> None:
         open_rows = [r for r in rows if r.payer_id == payer_id and r.ins_open > 0]
         if len(open_rows) < 2:
             continue
-        tick = PaymentRequest(client_id, payer_id, PaymentMethod.INSURANCE_CHECK,
-                              picks=(InvoicePick(open_rows[0].invoice_id), InvoicePick(open_rows[1].invoice_id, Decimal("1.00"))),
-                              payment_number=f"CHK{n}", idempotency_key=f"b-t-{n}")  # fmt: skip
+        tick = PaymentRequest(
+            client_id,
+            payer_id,
+            PaymentMethod.INSURANCE_CHECK,
+            picks=(InvoicePick(open_rows[0].invoice_id), InvoicePick(open_rows[1].invoice_id, Decimal("1.00"))),
+            payment_number=f"CHK{n}",
+            idempotency_key=f"b-t-{n}",
+        )
         _, t = timed(recon.record_payment, tick, "cara")
         ticks.append(t)
-        lump = PaymentRequest(client_id, payer_id, PaymentMethod.INSURANCE_EFT_ACH, amount=Decimal("250.00"),
-                              payment_number=f"EFT{n}", idempotency_key=f"b-l-{n}")  # fmt: skip
+        lump = PaymentRequest(
+            client_id,
+            payer_id,
+            PaymentMethod.INSURANCE_EFT_ACH,
+            amount=Decimal("250.00"),
+            payment_number=f"EFT{n}",
+            idempotency_key=f"b-l-{n}",
+        )
         _, t = timed(recon.record_payment, lump, "cara")
         lumps.append(t)
 
     def show(name: str, values: list[float]) -> None:
         ms = sorted(v * 1000 for v in values)
-        print(f"{name:32s} n={len(ms):4d}  median {statistics.median(ms):7.1f} ms  p95 {ms[int(len(ms) * 0.95) - 1]:7.1f} ms")
+        print(
+            f"{name:32s} n={len(ms):4d}  median {statistics.median(ms):7.1f} ms  "
+            f"p95 {ms[int(len(ms) * 0.95) - 1]:7.1f} ms"
+        )
 
     show("client ledger (ledger_rows)", ledgers)
     show("record ticked + partial payment", ticks)
     show("record lump sum, oldest first", lumps)
 
     # one client holding thousands of invoices: the planner over a long ledger
-    busy = recon.execute(
-        "SELECT client_id, count(*) FROM invoices GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
-    payer = recon.execute("SELECT payer_id FROM client_insurance WHERE client_id = ? AND priority = 'primary'",
-                          [busy[0]]).fetchone()
+    busy = recon.execute("SELECT client_id, count(*) FROM invoices GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    payer = recon.execute(
+        "SELECT payer_id FROM client_insurance WHERE client_id = ? AND priority = 'primary'", [busy[0]]
+    ).fetchone()
     if payer:
-        request = PaymentRequest(busy[0], payer[0], PaymentMethod.INSURANCE, amount=Decimal("100000.00"),
-                                 idempotency_key="b-busy")  # fmt: skip
+        request = PaymentRequest(
+            busy[0], payer[0], PaymentMethod.INSURANCE, amount=Decimal("100000.00"), idempotency_key="b-busy"
+        )
         plan, t_plan = timed(recon.plan_payment, request)
         _, t_rec = timed(recon.record_payment, request, "cara")
-        print(f"busiest client {busy[0]} ({busy[1]} invoices): plan {t_plan * 1000:.1f} ms, "
-              f"record {t_rec * 1000:.1f} ms, {len(plan.allocations)} allocations")
+        print(
+            f"busiest client {busy[0]} ({busy[1]} invoices): plan {t_plan * 1000:.1f} ms, "
+            f"record {t_rec * 1000:.1f} ms, {len(plan.allocations)} allocations"
+        )
     recon.close()
 
     env = {**os.environ, "RECON_DB": str(db)}
@@ -95,8 +112,26 @@ def main() -> None:
     pays, reads = [], []
     for n in range(5):
         start = time.perf_counter()
-        subprocess.run([*cli, "pay", client_id, "--user", "cara", "--payer", payer_id, "--method", "insurance",
-                        "--amount", "5.00", "--key", f"cli-{n}"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                *cli,
+                "pay",
+                client_id,
+                "--user",
+                "cara",
+                "--payer",
+                payer_id,
+                "--method",
+                "insurance",
+                "--amount",
+                "5.00",
+                "--key",
+                f"cli-{n}",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         pays.append(time.perf_counter() - start)
         start = time.perf_counter()
         subprocess.run([*cli, "ledger", client_id], env=env, check=True, capture_output=True)

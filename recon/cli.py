@@ -204,8 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payer", required=True, help="payer id or exact name; one of the client's providers")
     p.add_argument("--method", required=True, help="insurance | insurance-check | insurance-eft-ach | insurance-card")
     p.add_argument("--amount", help="Total Amount")
-    p.add_argument("--invoice", action="append", metavar="ID[=AMOUNT]",
-                   help="tick an invoice (pay its open Ins Amt Due) or pay AMOUNT on it; repeatable")
+    p.add_argument(
+        "--invoice",
+        action="append",
+        metavar="ID[=AMOUNT]",
+        help="tick an invoice (pay its open Ins Amt Due) or pay AMOUNT on it; repeatable",
+    )
     p.add_argument("--payment-number")
     p.add_argument("--notes")
     p.add_argument("--date", type=_date_arg, help="date received (default today)")
@@ -256,8 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RECON_DEBUG"):
             raise
         log = _write_crash_log()
-        print(f"recon: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-              f"nothing partial was saved; details in {log}", file=sys.stderr)
+        print(
+            f"recon: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+            f"nothing partial was saved; details in {log}",
+            file=sys.stderr,
+        )
         return 3
 
 

@@ -16,10 +16,50 @@ from pathlib import Path
 
 from recon.money import fmt
 
-FIRST = ("Avery", "Blake", "Casey", "Devon", "Emerson", "Finley", "Harper", "Jordan", "Kendall", "Logan",
-         "Morgan", "Parker", "Quinn", "Reese", "Rowan", "Sawyer", "Skyler", "Taylor", "Jamie", "Riley")  # fmt: skip
-LAST = ("Alvarez", "Bennett", "Chen", "Diaz", "Ellis", "Foster", "Garcia", "Hughes", "Ibrahim", "Jensen",
-        "Kowalski", "Lopez", "Morris", "Nguyen", "Okafor", "Patel", "Reyes", "Schmidt", "Tanaka", "Walsh")  # fmt: skip
+FIRST = (
+    "Avery",
+    "Blake",
+    "Casey",
+    "Devon",
+    "Emerson",
+    "Finley",
+    "Harper",
+    "Jordan",
+    "Kendall",
+    "Logan",
+    "Morgan",
+    "Parker",
+    "Quinn",
+    "Reese",
+    "Rowan",
+    "Sawyer",
+    "Skyler",
+    "Taylor",
+    "Jamie",
+    "Riley",
+)
+LAST = (
+    "Alvarez",
+    "Bennett",
+    "Chen",
+    "Diaz",
+    "Ellis",
+    "Foster",
+    "Garcia",
+    "Hughes",
+    "Ibrahim",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Morris",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Reyes",
+    "Schmidt",
+    "Tanaka",
+    "Walsh",
+)
 PAYERS = (
     ("AETNA", "Aetna", "60054"),
     ("BCBS", "Blue Cross Blue Shield", "00570"),
@@ -28,8 +68,15 @@ PAYERS = (
     ("MEDICAID", "State Medicaid", "77027"),
 )
 # Behavioral-health CPT codes with a typical fee
-SERVICES = (("90791", "200.00"), ("90834", "130.00"), ("90837", "165.00"), ("90846", "120.00"),
-            ("90847", "140.00"), ("90853", "60.00"), ("96127", "25.00"))  # fmt: skip
+SERVICES = (
+    ("90791", "200.00"),
+    ("90834", "130.00"),
+    ("90837", "165.00"),
+    ("90846", "120.00"),
+    ("90847", "140.00"),
+    ("90853", "60.00"),
+    ("96127", "25.00"),
+)
 COPAYS = ("0.00", "15.00", "20.00", "25.00", "30.00", "40.00")
 USERS = (
     ("ana", "Ana Billing", "billing;reports"),
@@ -69,14 +116,26 @@ def generate_practice(out: Path, size: PracticeSize = DEMO, seed: int = 7, start
     width = max(4, len(str(size.invoices)))
     _write(
         out / "invoices.csv",
-        ("invoice_id", "client_id", "service_date", "service_code", "units", "fee", "payer_id",
-         "client_amt_due", "ins_amt_due", "claim_id"),  # fmt: skip
+        (
+            "invoice_id",
+            "client_id",
+            "service_date",
+            "service_code",
+            "units",
+            "fee",
+            "payer_id",
+            "client_amt_due",
+            "ins_amt_due",
+            "claim_id",
+        ),
         _invoices(rng, clients, size.invoices, start, span, width),
     )
     return out
 
 
-def _invoices(rng: random.Random, clients: list[tuple[str, ...]], count: int, start: date, span: int, width: int) -> Iterator[tuple[str, ...]]:
+def _invoices(
+    rng: random.Random, clients: list[tuple[str, ...]], count: int, start: date, span: int, width: int
+) -> Iterator[tuple[str, ...]]:
     dated = sorted((start + timedelta(days=rng.randrange(span)), rng.choice(clients)[0]) for _ in range(count))
     for n, (day, cid) in enumerate(dated, start=1):
         code, fee = rng.choice(SERVICES)
@@ -139,17 +198,39 @@ def _demo_payments(recon: object) -> list[str]:
         if len(rows) < 3:
             continue
         if n == 0:  # two ticked invoices and a partial on a third
-            picks = (InvoicePick(rows[0].invoice_id), InvoicePick(rows[1].invoice_id),
-                     InvoicePick(rows[2].invoice_id, (rows[2].ins_open / 2).quantize(Decimal("0.01"))))  # fmt: skip
-            request = PaymentRequest(client_id, payer_id, PaymentMethod.INSURANCE_CHECK, picks=picks,
-                                     payment_number="CHK-10021", idempotency_key="demo-1")  # fmt: skip
+            picks = (
+                InvoicePick(rows[0].invoice_id),
+                InvoicePick(rows[1].invoice_id),
+                InvoicePick(rows[2].invoice_id, (rows[2].ins_open / 2).quantize(Decimal("0.01"))),
+            )
+            request = PaymentRequest(
+                client_id,
+                payer_id,
+                PaymentMethod.INSURANCE_CHECK,
+                picks=picks,
+                payment_number="CHK-10021",
+                idempotency_key="demo-1",
+            )
         elif n == 1:  # a lump sum applied oldest first, leaving unapplied credit
             total = sum((r.ins_open for r in rows), Decimal("0")) + Decimal("25.00")
-            request = PaymentRequest(client_id, payer_id, PaymentMethod.INSURANCE_EFT_ACH, amount=total,
-                                     payment_number="EFT-88310", idempotency_key="demo-2")  # fmt: skip
+            request = PaymentRequest(
+                client_id,
+                payer_id,
+                PaymentMethod.INSURANCE_EFT_ACH,
+                amount=total,
+                payment_number="EFT-88310",
+                idempotency_key="demo-2",
+            )
         else:
-            request = PaymentRequest(client_id, payer_id, PaymentMethod.INSURANCE, picks=(InvoicePick(rows[0].invoice_id),),
-                                     payment_number="REF-4410", notes="phone payment", idempotency_key="demo-3")  # fmt: skip
+            request = PaymentRequest(
+                client_id,
+                payer_id,
+                PaymentMethod.INSURANCE,
+                picks=(InvoicePick(rows[0].invoice_id),),
+                payment_number="REF-4410",
+                notes="phone payment",
+                idempotency_key="demo-3",
+            )
         ids.append(recon.record_payment(request, "cara").payment_id)
     return ids
 

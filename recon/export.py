@@ -67,4 +67,3 @@ def _write_xlsx(out: Path, tables: list[tuple[str, pa.Table]]) -> None:
             # openpyxl writes a Decimal as its exact decimal text, never via a float
             sheet.append(list(row.values()))
     book.save(out)
-

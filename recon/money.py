@@ -25,7 +25,7 @@ def parse_amount(value: object, field: str = "amount") -> Decimal:
     ``"-4.50"`` or ``"1,234.56"``; refuses floats, blanks, words and a third
     decimal place (``"1.005"``) with an :class:`InvalidAmount` naming ``field``.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidAmount(field, repr(value), "an exact amount such as 12.30 (not a float)")
     if isinstance(value, Decimal):
         amount = value

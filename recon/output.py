@@ -6,11 +6,10 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-
-from dataclasses import dataclass
 
 FORMATS = ("table", "csv", "json")
 
@@ -70,7 +69,9 @@ def render(result: Any, fmt: str = "table", columns: Sequence[str] | None = None
     widths = [max([len(n)] + [len(r[i]) for r in text_rows]) for i, n in enumerate(names)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(names), line(["-" * w for w in widths])] + [line(r) for r in text_rows]
     return "\n".join(out) + "\n"

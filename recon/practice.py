@@ -26,9 +26,17 @@ TABLES: dict[str, tuple[str, ...]] = {
     "clients": ("client_id", "first_name", "last_name", "date_of_birth", "copay"),
     "client_insurance": ("client_id", "payer_id", "member_id", "priority", "copay"),
     "invoices": (
-        "invoice_id", "client_id", "service_date", "service_code", "units", "fee", "payer_id",
-        "client_amt_due", "ins_amt_due", "claim_id",
-    ),  # fmt: skip
+        "invoice_id",
+        "client_id",
+        "service_date",
+        "service_code",
+        "units",
+        "fee",
+        "payer_id",
+        "client_amt_due",
+        "ins_amt_due",
+        "claim_id",
+    ),
 }
 OPTIONAL_COLUMNS = {
     "invoices": {"payer_id", "client_amt_due", "ins_amt_due", "claim_id", "units"},
@@ -84,7 +92,9 @@ def _check_header(file: str, table: str, header: list[str]) -> list[str]:
     names = [h.strip().lower() for h in header]
     missing = [c for c in TABLES[table] if c not in names and c not in OPTIONAL_COLUMNS.get(table, set())]
     if missing:
-        raise FileFormatError(file, 1, None, f"missing column(s) {', '.join(missing)}; expected header {','.join(TABLES[table])}")
+        raise FileFormatError(
+            file, 1, None, f"missing column(s) {', '.join(missing)}; expected header {','.join(TABLES[table])}"
+        )
     return names
 
 
@@ -105,7 +115,9 @@ def _csv_rows(path: Path, table: str) -> Iterator[Row]:
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(names):
-            raise FileFormatError(path.name, line, None, f"{len(values)} fields; expected {len(names)} ({','.join(names)})")
+            raise FileFormatError(
+                path.name, line, None, f"{len(values)} fields; expected {len(names)} ({','.join(names)})"
+            )
         yield Row(path.name, line, dict(zip(names, (v.strip() for v in values), strict=True)))
 
 
@@ -215,7 +227,9 @@ def _date(row: Row, field: str, required: bool = True) -> date | None:
 
 
 # --------------------------------------------------------------- validation
-def validate(tables: dict[str, list[Row]], existing: dict[str, dict[str, tuple[Any, ...]]]) -> dict[str, dict[Any, tuple[Any, ...]]]:
+def validate(
+    tables: dict[str, list[Row]], existing: dict[str, dict[str, tuple[Any, ...]]]
+) -> dict[str, dict[Any, tuple[Any, ...]]]:
     """Turn rows into typed records, checking every reference; raise on the first bad row.
 
     ``existing`` holds what the ledger already has, so a load may refer to it.
@@ -258,7 +272,12 @@ def validate(tables: dict[str, list[Row]], existing: dict[str, dict[str, tuple[A
         priority = row.cells.get("priority", "").lower() or "primary"
         if priority not in PRIORITIES:
             raise row.err("priority", f"{priority!r} is not valid; expected primary, secondary or tertiary")
-        put("client_insurance", (cid, pid), (cid, pid, _text(row, "member_id", False), priority, _amount(row, "copay", False)), row)
+        put(
+            "client_insurance",
+            (cid, pid),
+            (cid, pid, _text(row, "member_id", False), priority, _amount(row, "copay", False)),
+            row,
+        )
 
     policies: dict[str, list[tuple[Any, ...]]] = {}
     for source in (existing["client_insurance"], out["client_insurance"]):
@@ -322,9 +341,12 @@ def _show(key: Any) -> str:
 
 # ------------------------------------------------------------------ writing
 _KEYS = {
-    "users": "user_id", "insurance_providers": "payer_id", "clients": "client_id",
-    "client_insurance": "client_id || '/' || payer_id", "invoices": "invoice_id",
-}  # fmt: skip
+    "users": "user_id",
+    "insurance_providers": "payer_id",
+    "clients": "client_id",
+    "client_insurance": "client_id || '/' || payer_id",
+    "invoices": "invoice_id",
+}
 
 
 def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
@@ -338,9 +360,15 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
         existing[table] = {key(r): tuple(r) for r in rows}
     records = validate(tables, existing)
     rows_by_key = {
-        (t, (r.cells.get("client_id"), r.cells.get("payer_id")) if t == "client_insurance" else r.cells.get(TABLES[t][0])): r
-        for t, rs in tables.items() for r in rs
-    }  # fmt: skip
+        (
+            t,
+            (r.cells.get("client_id"), r.cells.get("payer_id"))
+            if t == "client_insurance"
+            else r.cells.get(TABLES[t][0]),
+        ): r
+        for t, rs in tables.items()
+        for r in rs
+    }
     added: dict[str, int] = {}
     unchanged: dict[str, int] = {}
     new: dict[str, list[tuple[Any, ...]]] = {}
@@ -354,15 +382,23 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
                 row = rows_by_key.get((table, key))
                 where = row.err(None, "") if row else None
                 prefix = f"{where.file}:{where.line}: " if where else ""
-                raise InputError(f"{prefix}{_show(key)} is already in the ledger with different content; "
-                                 "recon never overwrites a loaded record")
+                raise InputError(
+                    f"{prefix}{_show(key)} is already in the ledger with different content; "
+                    "recon never overwrites a loaded record"
+                )
         added[table] = len(new[table])
         unchanged[table] = len(recs) - len(new[table])
     with recon.transaction():
         for table in TABLES:
             if new[table]:
                 marks = ", ".join("?" for _ in TABLES[table])
-                _insert_many(con, f"INSERT INTO {table} ({', '.join(TABLES[table])}) VALUES ({marks})", new[table], TABLES[table], table)
+                _insert_many(
+                    con,
+                    f"INSERT INTO {table} ({', '.join(TABLES[table])}) VALUES ({marks})",
+                    new[table],
+                    TABLES[table],
+                    table,
+                )
         if any(added.values()):
             recon.audit(user_id, "load_practice", "practice", str(source), {"added": added})
     return LoadSummary(str(source), added, unchanged)

@@ -7,12 +7,12 @@ idempotency, then writes payment, allocations and audit in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,8 @@ class Recon:
         return cls(db.connect(path, key), path)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):
             self.execute("CHECKPOINT")
-        except duckdb.Error:
-            pass
         self.con.close()
 
     def __enter__(self) -> Recon:
@@ -110,9 +108,7 @@ class Recon:
 
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:
-        row = self.execute(
-            "SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]
-        ).fetchone()
+        row = self.execute("SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]).fetchone()
         if row is None:
             raise NotFound(f"No user {user_id!r} in this ledger (users come from users.csv)")
         perms = frozenset(p.strip().lower() for p in row[2].split(";") if p.strip())
@@ -148,7 +144,8 @@ class Recon:
             )
         )
         credit = self.execute(
-            f"SELECT CAST(coalesce(sum(unapplied), 0) AS DECIMAL(18,2)) FROM ({queries.payments_sql('client_id = $1')})",
+            "SELECT CAST(coalesce(sum(unapplied), 0) AS DECIMAL(18,2)) "
+            f"FROM ({queries.payments_sql('client_id = $1')})",
             [client_id],
         ).fetchone()
         return Client(*row, policies=policies, unapplied_credit=credit[0] if credit else ZERO)
@@ -157,7 +154,10 @@ class Recon:
         """Clients as a DataFrame; ``search`` matches id or name, case-insensitively."""
         where, params = "TRUE", []
         if search and search.strip():
-            where = "(client_id ILIKE ? OR first_name || ' ' || last_name ILIKE ? OR last_name || ', ' || first_name ILIKE ?)"
+            where = (
+                "(client_id ILIKE ? OR first_name || ' ' || last_name ILIKE ? "
+                "OR last_name || ', ' || first_name ILIKE ?)"
+            )
             like = f"%{search.strip()}%"
             params = [like, like, like]
         return self.frame(
@@ -175,25 +175,30 @@ class Recon:
         for policy in client.policies:
             if wanted in (policy.payer_id, policy.payer_name):
                 return policy
-        known = self._rows(
-            "SELECT payer_id FROM insurance_providers WHERE payer_id = ? OR name = ?", [wanted, wanted]
-        )
+        known = self._rows("SELECT payer_id FROM insurance_providers WHERE payer_id = ? OR name = ?", [wanted, wanted])
         names = ", ".join(f"{p.payer_name} ({p.payer_id})" for p in client.policies) or "none"
         if not known:
             raise PaymentRefused(f"No insurance provider {wanted!r} in this ledger; this client's are: {names}")
-        raise PaymentRefused(
-            f"{wanted} is not one of {client.name}'s insurance providers; this client's are: {names}"
-        )
+        raise PaymentRefused(f"{wanted} is not one of {client.name}'s insurance providers; this client's are: {names}")
 
     # ----------------------------------------------------------------- ledger
     def ledger_rows(self, client_id: str) -> list[LedgerRow]:
         rows = self._rows(queries.ledger_sql("client_id = $1"), [client_id])
         return [
             LedgerRow(
-                invoice_id=r[0], service_date=r[1], service_code=r[2], fee=r[3],
-                client_amt_due=r[4], client_amt_paid=r[5], ins_amt_due=r[6], ins_amt_paid=r[7],
-                ins_adjusted=r[8], balance=r[9], payer_id=r[11], claim_id=r[12],
-            )  # fmt: skip
+                invoice_id=r[0],
+                service_date=r[1],
+                service_code=r[2],
+                fee=r[3],
+                client_amt_due=r[4],
+                client_amt_paid=r[5],
+                ins_amt_due=r[6],
+                ins_amt_paid=r[7],
+                ins_adjusted=r[8],
+                balance=r[9],
+                payer_id=r[11],
+                claim_id=r[12],
+            )
             for r in rows
         ]
 
@@ -212,10 +217,7 @@ class Recon:
 
     def open_invoices(self, client_id: str) -> list[OpenInvoice]:
         """Every invoice of the client with its open Ins Amt Due (what the planner needs)."""
-        return [
-            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open)
-            for r in self.ledger_rows(client_id)
-        ]
+        return [OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open) for r in self.ledger_rows(client_id)]
 
     # --------------------------------------------------------------- payments
     def plan_payment(self, request: PaymentRequest) -> Plan:
@@ -263,9 +265,11 @@ class Recon:
             client = self.client(request.client_id)
             policy = self.resolve_payer(client, request.payer)
             plan = plan_insurance_payment(
-                self.open_invoices(client.client_id), policy.payer_id,
-                amount=request.amount, picks=request.picks,
-            )  # fmt: skip
+                self.open_invoices(client.client_id),
+                policy.payer_id,
+                amount=request.amount,
+                picks=request.picks,
+            )
             if expected_plan is not None and plan != expected_plan:
                 raise PaymentRefused(
                     "The ledger changed since this payment was previewed; review the preview and record again"
@@ -280,13 +284,24 @@ class Recon:
                        processor, processor_ref, card_brand, card_last4)
                    VALUES (?, 'insurance', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
-                    pid, client.client_id, policy.payer_id, request.method.value, plan.total,
-                    received_on, request.payment_number, request.notes, user.user_id, stamp,
-                    request.idempotency_key, request_hash,
-                    card.processor if card else None, card.processor_ref if card else None,
-                    card.brand if card else None, card.last4 if card else None,
+                    pid,
+                    client.client_id,
+                    policy.payer_id,
+                    request.method.value,
+                    plan.total,
+                    received_on,
+                    request.payment_number,
+                    request.notes,
+                    user.user_id,
+                    stamp,
+                    request.idempotency_key,
+                    request_hash,
+                    card.processor if card else None,
+                    card.processor_ref if card else None,
+                    card.brand if card else None,
+                    card.last4 if card else None,
                 ],
-            )  # fmt: skip
+            )
             if plan.allocations:
                 self.execute(
                     "INSERT INTO allocations VALUES "
@@ -294,15 +309,21 @@ class Recon:
                     [v for a in plan.allocations for v in (pid, a.invoice_id, client.client_id, a.amount, stamp)],
                 )
             self.audit(
-                user.user_id, "record_payment", "payment", pid,
+                user.user_id,
+                "record_payment",
+                "payment",
+                pid,
                 {
-                    "client_id": client.client_id, "payer_id": policy.payer_id,
-                    "method": request.method.value, "amount": fmt(plan.total),
+                    "client_id": client.client_id,
+                    "payer_id": policy.payer_id,
+                    "method": request.method.value,
+                    "amount": fmt(plan.total),
                     "allocations": {a.invoice_id: fmt(a.amount) for a in plan.allocations},
-                    "unapplied": fmt(plan.unapplied), "payment_number": request.payment_number,
+                    "unapplied": fmt(plan.unapplied),
+                    "payment_number": request.payment_number,
                     "idempotency_key": request.idempotency_key,
                 },
-            )  # fmt: skip
+            )
             if in_transaction is not None:
                 in_transaction(pid)
         return PaymentReceipt(
@@ -319,9 +340,7 @@ class Recon:
         return f"PAY-{row[0]:06d}" if row else "PAY-000000"
 
     def _replay(self, key: str, request_hash: str) -> PaymentReceipt | None:
-        row = self.execute(
-            "SELECT payment_id, request_hash FROM payments WHERE idempotency_key = ?", [key]
-        ).fetchone()
+        row = self.execute("SELECT payment_id, request_hash FROM payments WHERE idempotency_key = ?", [key]).fetchone()
         if row is None:
             return None
         if row[1] != request_hash:
@@ -337,10 +356,14 @@ class Recon:
             "SELECT invoice_id, amount FROM allocations WHERE payment_id = ? ORDER BY allocation_id", [row[0]]
         )
         return PaymentReceipt(
-            payment_id=pay[0], amount=pay[1], applied=pay[2], unapplied=pay[3],
-            allocations=tuple((a[0], a[1]) for a in allocs), replayed=True,
+            payment_id=pay[0],
+            amount=pay[1],
+            applied=pay[2],
+            unapplied=pay[3],
+            allocations=tuple((a[0], a[1]) for a in allocs),
+            replayed=True,
             warnings=(f"Key {key!r} was already recorded as payment {pay[0]}; nothing new was recorded",),
-        )  # fmt: skip
+        )
 
     def _payment_number_warnings(self, payer_id: str, payment_number: str | None) -> list[str]:
         if not payment_number:
@@ -372,7 +395,8 @@ class Recon:
                 raise PaymentRefused(f"{payment_id} is itself a reversing entry (of {row[2]}); it cannot be voided")
             if row[3] is not None:
                 raise PaymentRefused(
-                    f"{payment_id} was posted from remittance {row[3]}; the payer corrects it with a reversal in a later 835"
+                    f"{payment_id} was posted from remittance {row[3]}; "
+                    "the payer corrects it with a reversal in a later 835"
                 )
             done = self.execute("SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]).fetchone()
             if done:
@@ -414,9 +438,11 @@ class Recon:
         yield "invoices", self.arrow(queries.ledger_sql())
         yield "payments", self.arrow(queries.payments_sql())
         for name, order in (
-            ("allocations", "allocation_id"), ("adjustments", "adjustment_id"),
-            ("due_changes", "change_id"), ("audit_log", "audit_id"),
-        ):  # fmt: skip
+            ("allocations", "allocation_id"),
+            ("adjustments", "adjustment_id"),
+            ("due_changes", "change_id"),
+            ("audit_log", "audit_id"),
+        ):
             yield name, self.arrow(f"SELECT * FROM {name} ORDER BY {order}")
         from recon import extensions
 

@@ -37,8 +37,18 @@ PRACTICE = {
         ("C2", "BCBS", "M200", "primary", "30.00"),
     ],
     "invoices.csv": [
-        ("invoice_id", "client_id", "service_date", "service_code", "units", "fee", "payer_id",
-         "client_amt_due", "ins_amt_due", "claim_id"),  # fmt: skip
+        (
+            "invoice_id",
+            "client_id",
+            "service_date",
+            "service_code",
+            "units",
+            "fee",
+            "payer_id",
+            "client_amt_due",
+            "ins_amt_due",
+            "claim_id",
+        ),
         ("I1", "C1", "2026-01-05", "90837", "1", "150.00", "", "", "", ""),
         ("I2", "C1", "2026-01-12", "90834", "1", "120.00", "", "", "", ""),
         ("I3", "C1", "2026-01-19", "90834", "1", "120.00", "", "", "", "CLM-9"),

@@ -22,8 +22,12 @@ def invoices(draw: st.DrawFn) -> list[OpenInvoice]:
     n = draw(st.integers(min_value=0, max_value=25))
     start = date(2026, 1, 1)
     return [
-        OpenInvoice(f"I{i}", start + timedelta(days=draw(st.integers(0, 90))),
-                    draw(st.sampled_from(["AET", "AET", "BCBS"])), draw(cents))
+        OpenInvoice(
+            f"I{i}",
+            start + timedelta(days=draw(st.integers(0, 90))),
+            draw(st.sampled_from(["AET", "AET", "BCBS"])),
+            draw(cents),
+        )
         for i in range(n)
     ]
 
@@ -58,21 +62,29 @@ def test_picks_properties(invs: list[OpenInvoice], data: st.DataObject) -> None:
     picks = []
     for inv in chosen:
         partial = data.draw(st.booleans())
-        amount = data.draw(st.integers(1, int(inv.ins_open * 100)).map(lambda c: Decimal(c).scaleb(-2))) if partial else None
+        amount = (
+            data.draw(st.integers(1, int(inv.ins_open * 100)).map(lambda c: Decimal(c).scaleb(-2))) if partial else None
+        )
         picks.append(InvoicePick(inv.invoice_id, amount))
     extra = data.draw(cents)
     plan = plan_insurance_payment(invs, "AET", picks=picks)
     assert plan.unapplied == 0 and plan.total == plan.applied
     for pick, alloc in zip(picks, plan.allocations, strict=True):
         assert alloc.invoice_id == pick.invoice_id
-        assert alloc.amount == (pick.amount if pick.amount is not None else next(i.ins_open for i in invs if i.invoice_id == pick.invoice_id))
-    bigger = plan_insurance_payment(invs, "AET", picks=picks, amount=plan.total + extra) if plan.total + extra > 0 else plan
+        assert alloc.amount == (
+            pick.amount
+            if pick.amount is not None
+            else next(i.ins_open for i in invs if i.invoice_id == pick.invoice_id)
+        )
+    bigger = (
+        plan_insurance_payment(invs, "AET", picks=picks, amount=plan.total + extra) if plan.total + extra > 0 else plan
+    )
     assert bigger.allocations == plan.allocations and bigger.unapplied == extra
 
 
 def test_partial_above_open_is_refused() -> None:
     inv = [OpenInvoice("I1", date(2026, 1, 1), "AET", Decimal("10.00"))]
-    with pytest.raises(PaymentRefused, match="more than its open Ins Amt Due of 10.00"):
+    with pytest.raises(PaymentRefused, match=r"more than its open Ins Amt Due of 10\.00"):
         plan_insurance_payment(inv, "AET", picks=[InvoicePick("I1", Decimal("10.01"))])
 
 

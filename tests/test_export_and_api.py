@@ -33,8 +33,13 @@ def test_csv_export_equals_ledger(cli: Callable[..., Run], db: Path, tmp_path: P
         for row in read_csv(cli("ledger", client, "--db", db, "--format", "csv").out):
             exported = invoices[row["invoice_id"]]
             assert {k: exported[k] for k in row} == row
-    assert {p.name for p in out.iterdir()} >= {"invoices.csv", "payments.csv", "allocations.csv",
-                                               "adjustments.csv", "audit_log.csv"}
+    assert {p.name for p in out.iterdir()} >= {
+        "invoices.csv",
+        "payments.csv",
+        "allocations.csv",
+        "adjustments.csv",
+        "audit_log.csv",
+    }
     audit = read_csv((out / "audit_log.csv").read_text())
     assert [a["action"] for a in audit][-3:] == ["record_payment", "record_payment", "void_payment"]
 
@@ -60,8 +65,9 @@ def test_parquet_and_xlsx_exports(cli: Callable[..., Run], db: Path, tmp_path: P
 def test_python_api_frames_are_exact(db: Path) -> None:
     with Recon.open(db) as recon:
         for _ in range(3):
-            recon.record_payment(PaymentRequest("C1", "AET", PaymentMethod.INSURANCE,
-                                                picks=(InvoicePick("I2", Decimal("0.10")),)), "ana")
+            recon.record_payment(
+                PaymentRequest("C1", "AET", PaymentMethod.INSURANCE, picks=(InvoicePick("I2", Decimal("0.10")),)), "ana"
+            )
         frame = recon.ledger("C1")
         assert isinstance(frame["ins_amt_paid"].dtype, pd.ArrowDtype)
         assert frame.set_index("invoice_id").loc["I2", "ins_amt_paid"] == Decimal("0.30")
@@ -75,8 +81,12 @@ def test_python_api_frames_are_exact(db: Path) -> None:
 def test_encrypted_ledger(tmp_path: Path, practice_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "secret.duckdb"
     env = {"RECON_DB_KEY": "correct horse battery staple"}
-    run = subprocess.run([sys.executable, "-m", "recon.cli", "load", str(practice_dir), "--db", str(db)],
-                         env={**__import__("os").environ, **env}, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "recon.cli", "load", str(practice_dir), "--db", str(db)],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     raw = db.read_bytes() + (Path(str(db) + ".wal").read_bytes() if Path(str(db) + ".wal").exists() else b"")
     for phi in (b"Avery", b"Chen", b"M100", b"1980-02-03"):
@@ -86,9 +96,12 @@ def test_encrypted_ledger(tmp_path: Path, practice_dir: Path, monkeypatch: pytes
         Recon.open(db)
     with pytest.raises(LedgerError, match="encryption key is wrong"):
         Recon.open(db, key="wrong")
-    run = subprocess.run([sys.executable, "-m", "recon.cli", "ledger", "C1", "--db", str(db)],
-                         capture_output=True, text=True, env={k: v for k, v in __import__("os").environ.items()
-                                                              if k != "RECON_DB_KEY"})
+    run = subprocess.run(
+        [sys.executable, "-m", "recon.cli", "ledger", "C1", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in __import__("os").environ.items() if k != "RECON_DB_KEY"},
+    )
     assert run.returncode == 1 and "Traceback" not in run.stderr and "encrypted" in run.stderr
     with Recon.open(db, key=env["RECON_DB_KEY"]) as recon:
         assert recon.client("C1").name == "Avery Chen"

@@ -14,8 +14,10 @@ from tests.conftest import PRACTICE, Run, read_csv, write_practice
 def counts(db: Path) -> dict[str, int]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                for t in ("clients", "invoices", "users", "client_insurance", "insurance_providers")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+            for t in ("clients", "invoices", "users", "client_insurance", "insurance_providers")
+        }
     finally:
         con.close()
 
@@ -24,8 +26,11 @@ def test_loading_twice_changes_nothing(cli: Callable[..., Run], db: Path, practi
     before = counts(db)
     run = cli("load", practice_dir, "--db", db)
     assert run.code == 0 and "invoices: 0 added, 8 unchanged" in run.out
-    assert counts(db) == before == {"clients": 3, "invoices": 8, "users": 2, "client_insurance": 3,
-                                    "insurance_providers": 3}
+    assert (
+        counts(db)
+        == before
+        == {"clients": 3, "invoices": 8, "users": 2, "client_insurance": 3, "insurance_providers": 3}
+    )
 
 
 def _with(table: str, row_index: int, column: str, value: str) -> dict[str, list[tuple[str, ...]]]:
@@ -43,15 +48,22 @@ def _with(table: str, row_index: int, column: str, value: str) -> dict[str, list
     [
         ("invoices", 3, "client_id", "C404", "invoices.csv:4: client_id: unknown client 'C404'"),
         ("invoices", 2, "fee", "abc", "invoices.csv:3: fee: 'abc' is not valid; expected an amount such as 12.30"),
-        ("invoices", 5, "fee", "12.345", "invoices.csv:6: fee: '12.345' is not valid; expected at most two decimal places"),
+        (
+            "invoices",
+            5,
+            "fee",
+            "12.345",
+            "invoices.csv:6: fee: '12.345' is not valid; expected at most two decimal places",
+        ),
         ("invoices", 1, "service_date", "2026-02-30", "invoices.csv:2: service_date: '2026-02-30' is not a date"),
         ("clients", 2, "copay", "1.5.0", "clients.csv:3: copay: '1.5.0' is not valid"),
         ("client_insurance", 1, "priority", "first", "client_insurance.csv:2: priority: 'first' is not valid"),
         ("client_insurance", 2, "payer_id", "NOPE", "client_insurance.csv:3: payer_id: unknown payer 'NOPE'"),
     ],
 )
-def test_bad_row_rejects_whole_load(cli: Callable[..., Run], tmp_path: Path, table: str, row: int, column: str,
-                                    value: str, message: str) -> None:
+def test_bad_row_rejects_whole_load(
+    cli: Callable[..., Run], tmp_path: Path, table: str, row: int, column: str, value: str, message: str
+) -> None:
     folder = write_practice(tmp_path / "bad", _with(table, row, column, value))
     db = tmp_path / "l.duckdb"
     run = cli("load", folder, "--db", db)
@@ -81,9 +93,9 @@ def test_changed_record_on_reload_is_refused(cli: Callable[..., Run], db: Path, 
 def test_physical_line_counts_quoted_newlines(cli: Callable[..., Run], tmp_path: Path) -> None:
     folder = write_practice(tmp_path / "p")
     (folder / "clients.csv").write_text(
-        'client_id,first_name,last_name,date_of_birth,copay\n'
+        "client_id,first_name,last_name,date_of_birth,copay\n"
         'C1,"Avery\nJo",Chen,1980-02-03,20.00\n'
-        'C2,Blake,Diaz,1975-07-09,x\n'
+        "C2,Blake,Diaz,1975-07-09,x\n"
     )
     run = cli("load", folder, "--db", tmp_path / "l.duckdb")
     assert "clients.csv:4: copay: 'x' is not valid" in run.err

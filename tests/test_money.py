@@ -9,9 +9,18 @@ from recon.money import fmt, parse_amount, total
 from recon.store.sql import bind, literal
 
 
-@pytest.mark.parametrize(("text", "expected"), [("12", "12.00"), ("12.3", "12.30"), ("-4.50", "-4.50"),
-                                                 ("1,234.56", "1234.56"), ("$5", "5.00"), (".5", "0.50"),
-                                                 ("1.000", "1.00")])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12", "12.00"),
+        ("12.3", "12.30"),
+        ("-4.50", "-4.50"),
+        ("1,234.56", "1234.56"),
+        ("$5", "5.00"),
+        (".5", "0.50"),
+        ("1.000", "1.00"),
+    ],
+)
 def test_parse(text: str, expected: str) -> None:
     assert fmt(parse_amount(text)) == expected
 
@@ -34,4 +43,6 @@ def test_sql_literals_cannot_break_out() -> None:
 
     con = duckdb.connect()
     assert con.execute(bind("SELECT ?, ?", ["x'); DROP TABLE y; --", Decimal("1.10")])).fetchone() == (
-        "x'); DROP TABLE y; --", Decimal("1.10"))
+        "x'); DROP TABLE y; --",
+        Decimal("1.10"),
+    )

@@ -35,8 +35,18 @@ def test_defaults_from_copay_and_policy(cli: Callable[..., Run], db: Path) -> No
     assert (rows["I8"]["client_amt_due"], rows["I8"]["ins_amt_due"]) == ("50.00", "100.00")  # explicit
     assert ledger(cli, db, "C3")["I7"]["client_amt_due"] == "120.00"  # self-pay owes the fee
     assert ledger(cli, db, "C2")["I6"]["ins_amt_due"] == "170.00"
-    assert set(rows["I1"]) >= {"invoice_id", "service_date", "service_code", "fee", "client_amt_due",
-                               "client_amt_paid", "ins_amt_due", "ins_amt_paid", "ins_adjusted", "balance"}
+    assert set(rows["I1"]) >= {
+        "invoice_id",
+        "service_date",
+        "service_code",
+        "fee",
+        "client_amt_due",
+        "client_amt_paid",
+        "ins_amt_due",
+        "ins_amt_paid",
+        "ins_adjusted",
+        "balance",
+    }
 
 
 def test_ticked_invoices_total_is_their_sum(cli: Callable[..., Run], db: Path) -> None:
@@ -95,7 +105,9 @@ def test_amount_above_invoice_sum_is_unapplied_not_spread(cli: Callable[..., Run
         (("--invoice", "I1", "--invoice", "I1"), "ana", "given twice"),
     ],
 )
-def test_refusals_write_nothing(cli: Callable[..., Run], db: Path, args: tuple[str, ...], user: str, message: str) -> None:
+def test_refusals_write_nothing(
+    cli: Callable[..., Run], db: Path, args: tuple[str, ...], user: str, message: str
+) -> None:
     before = db.read_bytes()
     run = cli("pay", "C1", "--db", db, "--user", user, "--payer", "AET", "--method", "insurance", *args)
     assert run.code != 0

@@ -13,8 +13,8 @@ from datetime import date
 from decimal import Decimal
 
 from recon.errors import PaymentRefused
-from recon.money import ZERO, fmt
 from recon.model import InvoicePick
+from recon.money import ZERO, fmt
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +89,7 @@ def plan_insurance_payment(
             allocations.append(Allocation(inv.invoice_id, inv.ins_open))
             continue
         if pick.amount <= ZERO:
-            raise PaymentRefused(
-                f"Payment on invoice {inv.invoice_id} must be more than 0.00 (got {fmt(pick.amount)})"
-            )
+            raise PaymentRefused(f"Payment on invoice {inv.invoice_id} must be more than 0.00 (got {fmt(pick.amount)})")
         if pick.amount > inv.ins_open:
             raise PaymentRefused(
                 f"Payment {fmt(pick.amount)} on invoice {inv.invoice_id} is more than its open "

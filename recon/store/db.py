@@ -34,9 +34,7 @@ def _httpfs_extension() -> str:
     try:
         import duckdb_extension_httpfs
     except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise LedgerError(
-            "An encrypted ledger needs the duckdb-extension-httpfs package; reinstall recon"
-        ) from exc
+        raise LedgerError("An encrypted ledger needs the duckdb-extension-httpfs package; reinstall recon") from exc
     base = os.path.dirname(duckdb_extension_httpfs.__file__)
     found = glob.glob(os.path.join(base, "extensions", f"v{duckdb.__version__}", "*.duckdb_extension"))
     if not found:

@@ -4,9 +4,17 @@ unapplied) and small typed readers. Every money column stays DECIMAL(18,2)."""
 from __future__ import annotations
 
 LEDGER_COLUMNS = (
-    "invoice_id", "service_date", "service_code", "fee", "client_amt_due", "client_amt_paid",
-    "ins_amt_due", "ins_amt_paid", "ins_adjusted", "balance",
-)  # fmt: skip
+    "invoice_id",
+    "service_date",
+    "service_code",
+    "fee",
+    "client_amt_due",
+    "client_amt_paid",
+    "ins_amt_due",
+    "ins_amt_paid",
+    "ins_adjusted",
+    "balance",
+)
 
 
 def ledger_sql(where: str = "TRUE") -> str:
@@ -80,6 +88,14 @@ def payments_sql(where: str = "TRUE") -> str:
 
 
 PAYMENT_COLUMNS = (
-    "payment_id", "received_on", "method", "payer_id", "payment_number", "amount", "applied",
-    "unapplied", "status", "user_id",
-)  # fmt: skip
+    "payment_id",
+    "received_on",
+    "method",
+    "payer_id",
+    "payment_number",
+    "amount",
+    "applied",
+    "unapplied",
+    "status",
+    "user_id",
+)
