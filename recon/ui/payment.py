@@ -58,7 +58,6 @@ RECORDED_METHODS = (
 
 # Widths shared by the invoice header and each row, so the columns line up.
 _COLUMNS = (
-    ("Invoice", "80px", False),
     ("Date", "90px", False),
     ("Service", "64px", False),
     ("Billed To", "150px", False),
@@ -166,6 +165,7 @@ class InsurancePaymentForm(w.VBox):
             value=None,
             description="Payment Method",
             style=STYLE,
+            layout=w.Layout(width="420px"),
         )
         self.method.add_class("recon-payment-method")
         self.insurance = w.Dropdown(
@@ -173,10 +173,14 @@ class InsurancePaymentForm(w.VBox):
             value=self.client.policies[0].payer_id if self.client.policies else None,
             description="Insurance",
             style=STYLE,
+            layout=w.Layout(width="420px"),
         )
         self.insurance.add_class("recon-insurance")
         self.payment_number = w.Text(
-            description="Payment Number", placeholder="check or trace number", style=STYLE
+            description="Payment Number",
+            placeholder="check or trace number",
+            style=STYLE,
+            layout=w.Layout(width="420px"),
         )
         self.payment_number.add_class("recon-payment-number")
         self.notes = w.Textarea(description="Notes", style=STYLE, layout=w.Layout(width="480px"))
@@ -283,8 +287,12 @@ class InsurancePaymentForm(w.VBox):
         rows = []
         payer_names = {p.payer_id: p.payer_name for p in self.client.policies}
         for r in self._open[self.pager.window()]:
+            # the invoice id is the checkbox's label: "select Invoice Checkboxes"
             tick = w.Checkbox(
-                value=r.invoice_id in self._ticked, indent=False, layout=w.Layout(width="32px")
+                value=r.invoice_id in self._ticked,
+                description=r.invoice_id,
+                indent=False,
+                layout=w.Layout(width="112px"),
             )
             tick.add_class("recon-tick")
             tick.add_class(f"recon-tick-{r.invoice_id}")
@@ -298,7 +306,6 @@ class InsurancePaymentForm(w.VBox):
             tick.observe(lambda c, inv=r: self._on_tick(inv, c["new"]), "value")
             pay.observe(lambda c, inv=r: self._on_pay(inv, c["new"]), "value")
             values = (
-                r.invoice_id,
                 r.service_date.isoformat(),
                 r.service_code,
                 payer_names.get(r.payer_id, r.payer_id or ""),
@@ -654,6 +661,6 @@ def _row_header() -> str:
     )
     return (
         '<div class="recon-invoice-header" style="display:flex;align-items:center">'
-        f'<span class="recon-cell" style="width:32px"></span>{cells}'
+        f'<span class="recon-cell" style="width:112px"><b>Invoice</b></span>{cells}'
         '<span class="recon-cell" style="width:110px"><b>Payment</b></span></div>'
     )
