@@ -76,9 +76,7 @@ def ar_aging(recon: Any, as_of: date | None = None) -> Any:
     return recon.frame(sql.replace("$as_of", "?"), [as_of] * sql.count("$as_of"))
 
 
-def payments_by_method_and_payer(
-    recon: Any, start: date | None = None, end: date | None = None
-) -> Any:
+def payments_by_method_and_payer(recon: Any, start: date | None = None, end: date | None = None) -> Any:
     """Recorded payments (voided ones and their reversals left out) by Payment Method and payer.
 
     ``start``/``end`` bound the received date (inclusive). Columns: method (the

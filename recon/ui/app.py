@@ -36,9 +36,7 @@ class Workbench(w.VBox):
         self.user_picker = UserPicker(recon, user)
         self.nav_clients = w.Button(description="Clients", icon="users")
         self.nav_clients.add_class("recon-nav-clients")
-        self.nav_ledger = w.Button(
-            description="Ledger", icon="book", disabled=True, tooltip="Open a client first"
-        )
+        self.nav_ledger = w.Button(description="Ledger", icon="book", disabled=True, tooltip="Open a client first")
         self.nav_ledger.add_class("recon-nav-ledger")
         self.nav_clients.on_click(lambda _b: self.show_clients())
         self.nav_ledger.on_click(lambda _b: self.client_id and self.open_ledger(self.client_id))
@@ -47,8 +45,7 @@ class Workbench(w.VBox):
         if self.user_picker.unknown:
             self.message.value = message_html(
                 "warning",
-                f"User {self.user_picker.unknown!r} (RECON_USER) is not a user of this ledger; "
-                "choose one",
+                f"User {self.user_picker.unknown!r} (RECON_USER) is not a user of this ledger; choose one",
             )
         self.clients = ClientsView(recon, self.open_client)
         self.details = ClientDetailsView(recon, self.open_ledger, self.show_clients)
@@ -116,10 +113,7 @@ def workbench(
     """
     from recon.services import Recon
 
-    if isinstance(db, Recon):
-        recon = db
-    else:
-        recon = Recon.open(db if db is not None else notebook_ledger_path())
+    recon = db if isinstance(db, Recon) else Recon.open(db if db is not None else notebook_ledger_path())
     return Workbench(recon, user, on_charge=on_charge, enrolled=enrolled)
 
 

@@ -39,9 +39,7 @@ class ClientsView(w.VBox):
         self.message.add_class("recon-message")
         self.pager = Pager("recon-clients", self.page_size, self._render, "Clients")
         self.search.observe(lambda _c: self.refresh(), "value")
-        super().__init__(
-            [w.HTML(CSS + "<h3>Clients</h3>"), self.search, self.results, self.pager, self.message]
-        )
+        super().__init__([w.HTML(CSS + "<h3>Clients</h3>"), self.search, self.results, self.pager, self.message])
         self.add_class("recon-clients")
         self.refresh()
 
@@ -52,9 +50,7 @@ class ClientsView(w.VBox):
             frame = self.recon.clients(self.search.value)
             self._rows = list(frame.itertuples(index=False))
             self.pager.set_count(len(self._rows), page=0)
-            self.message.value = (
-                "" if self._rows else message_html("info", "No client matches this search")
-            )
+            self.message.value = "" if self._rows else message_html("info", "No client matches this search")
             self._render()
 
         guarded(self.message, run)
@@ -85,9 +81,7 @@ class ClientsView(w.VBox):
 class ClientDetailsView(w.VBox):
     """Client Details: who the client is, their insurance policies, co-pay and unapplied credit."""
 
-    def __init__(
-        self, recon: Any, on_ledger: Callable[[str], None], on_back: Callable[[], None]
-    ) -> None:
+    def __init__(self, recon: Any, on_ledger: Callable[[str], None], on_back: Callable[[], None]) -> None:
         self.recon = recon
         self.client_id: str | None = None
         self.info = w.HTML()

@@ -78,24 +78,17 @@ def html_table(
 ) -> str:
     """One HTML table: cheap for the browser, whatever the row count the caller pages to."""
     numeric = numeric or [False] * len(headers)
-    head = "".join(
-        f'<th class="{"num" if n else ""}">{esc(h)}</th>'
-        for h, n in zip(headers, numeric, strict=True)
-    )
+    head = "".join(f'<th class="{"num" if n else ""}">{esc(h)}</th>' for h, n in zip(headers, numeric, strict=True))
     attrs = iter(row_attrs) if row_attrs is not None else None
     body = []
     for row in rows:
         extra = next(attrs) if attrs is not None else ""
         tds = "".join(
-            f'<td class="{"num" if n else ""}">{esc(cell(v))}</td>'
-            for v, n in zip(row, numeric, strict=True)
+            f'<td class="{"num" if n else ""}">{esc(cell(v))}</td>' for v, n in zip(row, numeric, strict=True)
         )
         body.append(f"<tr {extra}>{tds}</tr>")
     rows_html = "".join(body)
-    return (
-        f'<table class="{table_class}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{rows_html}</tbody></table>"
-    )
+    return f'<table class="{table_class}"><thead><tr>{head}</tr></thead><tbody>{rows_html}</tbody></table>'
 
 
 def message_html(kind: str, text: str) -> str:
@@ -118,9 +111,7 @@ def shown_error(exc: BaseException, what_did_not_happen: str | None = None) -> s
     return f"Something went wrong: {one_line(exc)}{tail}"
 
 
-def guarded(
-    message: w.HTML, action: Callable[[], None], what_did_not_happen: str | None = None
-) -> bool:
+def guarded(message: w.HTML, action: Callable[[], None], what_did_not_happen: str | None = None) -> bool:
     """Run ``action``; on any error put one readable line into ``message``. True if it ran clean."""
     try:
         action()
@@ -137,9 +128,7 @@ class Pager(w.HBox):
     when it holds one page of HTML or widgets, never thousands.
     """
 
-    def __init__(
-        self, prefix: str, page_size: int, on_change: Callable[[], None], noun: str
-    ) -> None:
+    def __init__(self, prefix: str, page_size: int, on_change: Callable[[], None], noun: str) -> None:
         self.page_size = page_size
         self.page = 0
         self.count = 0
@@ -187,8 +176,7 @@ class Pager(w.HBox):
         s = self.window()
         first, last = (s.start + 1, min(s.stop, self.count)) if self.count else (0, 0)
         self.label.value = (
-            f"&nbsp;{self.noun} {first:,}–{last:,} of {self.count:,} · "
-            f"page {self.page + 1} of {self.pages}"
+            f"&nbsp;{self.noun} {first:,}–{last:,} of {self.count:,} · page {self.page + 1} of {self.pages}"
         )
         self.prev.disabled = self.page == 0
         self.next.disabled = self.page >= self.pages - 1
@@ -220,10 +208,7 @@ class UserPicker(w.Dropdown):
         """The chosen user id, or a one-line refusal naming what to do."""
         if self.value is None:
             if self.unknown:
-                raise InputError(
-                    f"User {self.unknown!r} (RECON_USER) is not a user of this ledger; "
-                    "choose one in User"
-                )
+                raise InputError(f"User {self.unknown!r} (RECON_USER) is not a user of this ledger; choose one in User")
             raise InputError("Choose who you are in the User drop-down")
         return str(self.value)
 

@@ -64,9 +64,7 @@ class LedgerTable(w.VBox):
             self.highlight = set(highlight)
             page = None
             if self.highlight:
-                first = next(
-                    (i for i, r in enumerate(self.rows) if r.invoice_id in self.highlight), None
-                )
+                first = next((i for i, r in enumerate(self.rows) if r.invoice_id in self.highlight), None)
                 page = self.pager.page_of(first) if first is not None else None
             self.pager.set_count(len(self.rows), page)
             self._render()
@@ -130,9 +128,7 @@ class ClientLedgerView(w.VBox):
         self.header = w.HTML()
         self.header.add_class("recon-ledger-header")
         self.table = LedgerTable(recon, client_id, page_size)
-        self.accept_button = w.Button(
-            description="Accept Payment", button_style="primary", icon="money"
-        )
+        self.accept_button = w.Button(description="Accept Payment", button_style="primary", icon="money")
         self.accept_button.add_class("recon-accept-payment")
         self.accept_button.on_click(lambda _b: self.open_payment_form())
         buttons: list[w.Widget] = [self.accept_button]

@@ -106,9 +106,7 @@ def test_lump_sum_preview_equals_the_recorded_plan(recon: Recon, make_form: Form
     assert ins_paid(recon)["I3"] == Decimal("70.00")
 
 
-def test_lump_sum_leftover_is_previewed_and_bannered_as_unapplied_credit(
-    recon: Recon, make_form: Form
-) -> None:
+def test_lump_sum_leftover_is_previewed_and_bannered_as_unapplied_credit(recon: Recon, make_form: Form) -> None:
     form = make_form()
     form.total.value = "500.00"  # Aetna's open total is 430.00
     assert "70.00 will not be applied" in form.preview.value
@@ -155,9 +153,7 @@ def test_a_repeated_submit_with_the_form_key_replays(recon: Recon, make_form: Fo
     assert f"Payment {first.payment_id} was already recorded" in form.message.value
 
 
-def test_user_without_billing_is_refused_and_nothing_is_written(
-    recon: Recon, make_form: Form
-) -> None:
+def test_user_without_billing_is_refused_and_nothing_is_written(recon: Recon, make_form: Form) -> None:
     form = make_form(user="ben")
     form.tick("I1").value = True
     fill(form)
@@ -180,9 +176,7 @@ def test_no_user_chosen_asks_for_one(recon: Recon, make_form: Form) -> None:
     assert payment_count(recon) == 0
 
 
-def test_recon_user_env_preselects_the_user(
-    recon: Recon, make_form: Form, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_recon_user_env_preselects_the_user(recon: Recon, make_form: Form, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECON_USER", "ben")
     assert make_form(user=None).user_picker.value == "ben"
 
@@ -193,9 +187,7 @@ def test_payment_above_open_due_shows_the_message(recon: Recon, make_form: Form)
     assert "more than its open Ins Amt Due of 100.00" in form.preview.value
     fill(form)
     form.record_button.click()
-    assert "Payment 100.01 on invoice I2 is more than its open Ins Amt Due of 100.00" in (
-        form.message.value
-    )
+    assert "Payment 100.01 on invoice I2 is more than its open Ins Amt Due of 100.00" in (form.message.value)
     assert "Traceback" not in form.message.value
     assert payment_count(recon) == 0
 
@@ -205,9 +197,7 @@ def test_payment_above_open_due_shows_the_message(recon: Recon, make_form: Form)
     [("12.345", "at most two decimal places"), ("ten", "Total Amount: ten is not valid"),
      ("0", "must be more than 0.00")],
 )  # fmt: skip
-def test_bad_total_amount_is_one_readable_line(
-    recon: Recon, make_form: Form, total: str, expected: str
-) -> None:
+def test_bad_total_amount_is_one_readable_line(recon: Recon, make_form: Form, total: str, expected: str) -> None:
     form = make_form()
     form.total.value = total
     fill(form)
@@ -251,9 +241,7 @@ def test_unexpected_error_is_one_line_logged_and_records_nothing(
     monkeypatch.setattr(recon, "record_payment", boom)
     with caplog.at_level(logging.ERROR, logger="recon.ui"):
         form.record_button.click()
-    assert "Something went wrong: RuntimeError: disk on fire; nothing was recorded" in (
-        form.message.value
-    )
+    assert "Something went wrong: RuntimeError: disk on fire; nothing was recorded" in (form.message.value)
     assert "second line" not in form.message.value
     assert "disk on fire" in caplog.text
     assert not form.record_button.disabled
@@ -293,9 +281,7 @@ def test_enrollment_defaults_to_the_practice_settings(recon: Recon) -> None:
     assert PaymentMethod.INSURANCE_CARD not in [v for _, v in form.method.options]
 
 
-def test_card_method_becomes_charge_payment_method_and_calls_on_charge(
-    recon: Recon, make_form: Form
-) -> None:
+def test_card_method_becomes_charge_payment_method_and_calls_on_charge(recon: Recon, make_form: Form) -> None:
     seen: list[ChargeRequest] = []
     form = make_form(enrolled=True, on_charge=seen.append)
     form.tick("I1").value = True
@@ -307,9 +293,7 @@ def test_card_method_becomes_charge_payment_method_and_calls_on_charge(
     charge = seen[0]
     assert charge.request.method is PaymentMethod.INSURANCE_CARD
     assert charge.request.idempotency_key == form.key
-    assert [(a.invoice_id, a.amount) for a in charge.plan.allocations] == [
-        ("I1", Decimal("130.00"))
-    ]
+    assert [(a.invoice_id, a.amount) for a in charge.plan.allocations] == [("I1", Decimal("130.00"))]
     assert form.record_button.disabled  # busy until the card form answers
     charge.failed("Your card was declined")
     assert "Your card was declined" in form.message.value
@@ -358,9 +342,7 @@ def test_card_without_a_card_form_says_so(make_form: Form, monkeypatch: pytest.M
     assert "card form" in form.message.value and "nothing was charged" in form.message.value
 
 
-def test_ledger_changed_since_preview_is_refused_then_replanned(
-    recon: Recon, make_form: Form
-) -> None:
+def test_ledger_changed_since_preview_is_refused_then_replanned(recon: Recon, make_form: Form) -> None:
     form = make_form()
     form.total.value = "100.00"
     fill(form)

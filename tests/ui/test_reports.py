@@ -18,9 +18,7 @@ AS_OF = date(2026, 3, 10)  # I1 (2026-01-05) is 64 days old, I8 (2026-02-09) 29
 
 
 def pay(recon: Recon, **kw: object) -> str:
-    request = PaymentRequest(
-        client_id="C1", payer="AET", method=PaymentMethod.INSURANCE_CHECK, **kw
-    )  # type: ignore[arg-type]
+    request = PaymentRequest(client_id="C1", payer="AET", method=PaymentMethod.INSURANCE_CHECK, **kw)  # type: ignore[arg-type]
     return recon.record_payment(request, "ana").payment_id
 
 
@@ -66,9 +64,7 @@ def test_payments_by_method_and_payer_leave_out_voids(recon: Recon) -> None:
         ("Insurance Check", "Aetna"): (1, Decimal("130.00"), Decimal("0.00")),
         ("Insurance EFT/ACH", "Aetna"): (1, Decimal("500.00"), Decimal("200.00")),
     }
-    assert reports.payments_by_method_and_payer(
-        recon, start=date(2000, 1, 1), end=date(2000, 1, 2)
-    ).empty
+    assert reports.payments_by_method_and_payer(recon, start=date(2000, 1, 1), end=date(2000, 1, 2)).empty
 
 
 def test_unapplied_credit_by_client_matches_client_details(recon: Recon) -> None:

@@ -58,13 +58,9 @@ def test_the_seed_path_through_the_workbench(recon: Recon) -> None:
     form.method.value = PaymentMethod.INSURANCE
     form.record_button.click()
     assert view.table.highlight == {"I2"}
-    row = re.search(
-        r'<tr data-invoice="I2" class="recon-just-paid">(.*?)</tr>', view.table.table.value
-    )
+    row = re.search(r'<tr data-invoice="I2" class="recon-just-paid">(.*?)</tr>', view.table.table.value)
     assert row is not None and "100.00" in row.group(1)
-    assert {r.invoice_id: r.ins_amt_paid for r in recon.ledger_rows("C1")}["I2"] == Decimal(
-        "100.00"
-    )
+    assert {r.invoice_id: r.ins_amt_paid for r in recon.ledger_rows("C1")}["I2"] == Decimal("100.00")
 
     # Ledger in the navigation bar comes back to the same client
     app.nav_clients.click()
@@ -78,9 +74,7 @@ def test_ledger_nav_waits_for_a_client(recon: Recon) -> None:
     assert app.nav_ledger.disabled
 
 
-def test_workbench_opens_the_notebook_ledger_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_workbench_opens_the_notebook_ledger_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No db given: RECON_DB (here a temp file), made from the demo practice when missing."""
     monkeypatch.setenv("RECON_DB", str(tmp_path / "demo.duckdb"))
     app = workbench(enrolled=False)
