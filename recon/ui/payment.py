@@ -152,9 +152,7 @@ class InsurancePaymentForm(w.VBox):
         self.invoice_header = w.HTML(CSS + _row_header())
         self.invoice_rows = w.VBox()
         self.invoice_rows.add_class("recon-invoice-rows")
-        self.pager = Pager(
-            "recon-invoices", page_size or self.page_size, self._render_rows, "Open invoices"
-        )
+        self.pager = Pager("recon-invoices", page_size or self.page_size, self._render_rows, "Open invoices")
         self.selection = w.HTML()
         self.selection.add_class("recon-selection")
         self.preview = w.HTML()
@@ -214,9 +212,7 @@ class InsurancePaymentForm(w.VBox):
             ]
         )
         self.body.layout.display = "none"
-        head = [
-            w.HTML(f"<h4>Accept Payment — {esc(self.client.name)} ({esc(self.client_id)})</h4>")
-        ]
+        head = [w.HTML(f"<h4>Accept Payment — {esc(self.client.name)} ({esc(self.client_id)})</h4>")]
         if own_picker:
             head.append(self.user_picker)
         super().__init__(
@@ -314,12 +310,7 @@ class InsurancePaymentForm(w.VBox):
                 fmt(r.ins_adjusted),
                 fmt(r.ins_open),
             )
-            cells = w.HTML(
-                "".join(
-                    _cell(v, width, num)
-                    for v, (_h, width, num) in zip(values, _COLUMNS, strict=True)
-                )
-            )
+            cells = w.HTML("".join(_cell(v, width, num) for v, (_h, width, num) in zip(values, _COLUMNS, strict=True)))
             row = w.HBox([tick, cells, pay], layout=w.Layout(align_items="center"))
             row.add_class("recon-invoice-row")
             rows.append(row)
@@ -336,9 +327,7 @@ class InsurancePaymentForm(w.VBox):
         else:
             self._ticked.discard(inv.invoice_id)
             self._entries.pop(inv.invoice_id, None)
-        self._set_quietly(
-            self._row_widgets[inv.invoice_id][1], self._entries.get(inv.invoice_id, "")
-        )
+        self._set_quietly(self._row_widgets[inv.invoice_id][1], self._entries.get(inv.invoice_id, ""))
         self._picks_changed()
 
     def _on_pay(self, inv: Any, text: str) -> None:
@@ -358,9 +347,7 @@ class InsurancePaymentForm(w.VBox):
         """Total Amount follows the invoice Payments (their sum), as the seed says."""
         if self._entries:
             try:
-                amounts = [
-                    parse_amount(t, f"Payment on invoice {i}") for i, t in self._entries.items()
-                ]
+                amounts = [parse_amount(t, f"Payment on invoice {i}") for i, t in self._entries.items()]
             except ReconError:
                 amounts = None  # the preview names the bad field
             if amounts is not None:
@@ -392,8 +379,7 @@ class InsurancePaymentForm(w.VBox):
             self.body.layout.display = None
             if not self.client.policies:
                 self.show_error(
-                    f"{self.client.name} has no insurance providers (self-pay): "
-                    "an insurance payment cannot be recorded"
+                    f"{self.client.name} has no insurance providers (self-pay): an insurance payment cannot be recorded"
                 )
             else:
                 self.message.value = ""
@@ -445,11 +431,7 @@ class InsurancePaymentForm(w.VBox):
             if r.invoice_id in self._ticked:
                 picks.append(InvoicePick(r.invoice_id))
             else:
-                picks.append(
-                    InvoicePick(
-                        r.invoice_id, parse_amount(entry, f"Payment on invoice {r.invoice_id}")
-                    )
-                )
+                picks.append(InvoicePick(r.invoice_id, parse_amount(entry, f"Payment on invoice {r.invoice_id}")))
         return str(self.insurance.value), amount, tuple(picks)
 
     def refresh_preview(self) -> Plan | None:
@@ -461,17 +443,14 @@ class InsurancePaymentForm(w.VBox):
         if not self.total.value.strip() and not self._entries:
             self.preview.value = message_html(
                 "info",
-                "Enter a Total Amount (applied oldest service first), or tick invoices, "
-                "or type a Payment",
+                "Enter a Total Amount (applied oldest service first), or tick invoices, or type a Payment",
             )
             return None
         try:
             inputs = self._plan_inputs()
             payer, amount, picks = inputs
             plan = self.recon.plan_payment(
-                PaymentRequest(
-                    self.client_id, payer, PaymentMethod.INSURANCE, amount=amount, picks=picks
-                )
+                PaymentRequest(self.client_id, payer, PaymentMethod.INSURANCE, amount=amount, picks=picks)
             )
         except Exception as exc:  # one line in the preview; bugs are logged
             self.preview.value = message_html("error", shown_error(exc))
@@ -656,8 +635,7 @@ def _cell(value: str, width: str, numeric: bool) -> str:
 
 def _row_header() -> str:
     cells = "".join(
-        _cell(h, width, num).replace(">", "><b>", 1).replace("</span>", "</b></span>")
-        for h, width, num in _COLUMNS
+        _cell(h, width, num).replace(">", "><b>", 1).replace("</span>", "</b></span>") for h, width, num in _COLUMNS
     )
     return (
         '<div class="recon-invoice-header" style="display:flex;align-items:center">'
