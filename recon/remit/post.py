@@ -1,0 +1,339 @@
+"""Post 835 files to the ledger: each file checked whole, then posted whole or not at all.
+
+Per file, in one database transaction:
+1. read it once, streaming; each transaction (ST) is checked as the gate
+   ``validate_file`` checks it (envelopes while reading, defects, line/claim/file
+   balancing) and staged as Arrow chunks (:mod:`recon.remit.stage`);
+2. find the payer (REF*2U, TRN03, N1*PR id or name against ``insurance_providers``)
+   and the remittance identity payer + TRN02: seen with the same BPR02 and BPR16 means
+   already posted (nothing is staged), with others a conflict (the file is refused);
+3. match and write set-based (:mod:`recon.remit.match`), check payments + held − PLB
+   = BPR02 per remittance, then commit (or roll back for a dry run).
+If anything fails the transaction is rolled back and, for a bad file, ``validate_file``
+is run to give the analyst the complete list of problems.
+
+Outcome statuses, in order of precedence: ``rejected`` (cannot be read, does not
+balance, unknown payer), ``conflict`` (a TRN02 already posted with other content),
+``already_posted`` (every transaction was posted before), ``dry_run``, ``posted``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from recon.errors import RemittanceError
+from recon.money import ZERO, fmt
+from recon.remit.balance import check_remittance, plb_total
+from recon.remit.era835 import Remittance, read_835
+from recon.remit.match import Poster
+from recon.remit.stage import Stager
+from recon.remit.x12 import gc_paused
+from recon.rules.permissions import require_billing
+
+DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
+PREVIEW_LIMIT = 2000
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPreview:
+    """One claim as posted (or as it would be): for the notebook's preview table."""
+
+    remittance_id: str
+    claim_id: str
+    status: str
+    outcome: str
+    invoices: str
+    charge: Decimal
+    paid: Decimal
+    held: Decimal
+    adjustments: str
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    """What happened to one file. ``problems`` name level, ST, claim and numbers."""
+
+    file: str
+    status: str
+    payer_id: str = ""
+    trace_number: str = ""
+    amount: Decimal = ZERO
+    plb_amount: Decimal = ZERO
+    claims_posted: int = 0
+    claims_denied: int = 0
+    claims_unmatched: int = 0
+    claims_reversed: int = 0
+    message: str = ""
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    remittance_ids: list[str] = field(default_factory=list)
+    claims: list[ClaimPreview] = field(default_factory=list)
+    unmatched_amount: Decimal = ZERO
+
+    @property
+    def ok(self) -> bool:
+        return self.status not in ("rejected", "conflict")
+
+    def summary(self) -> str:
+        head = (f"{self.file}: {self.status.upper()}  payer {self.payer_id or '?'}  trace "
+                f"{self.trace_number or '?'}  amount {fmt(self.amount)}  PLB {fmt(self.plb_amount)}")
+        if self.status in ("rejected", "conflict"):
+            return head + f"\n  {self.message}"
+        return (head + f"\n  claims posted {self.claims_posted}, denied {self.claims_denied}, "
+                f"unmatched {self.claims_unmatched}, reversed {self.claims_reversed}; "
+                f"held {fmt(self.unmatched_amount)}" + (f"\n  {self.message}" if self.message else ""))
+
+
+@dataclass(slots=True)
+class BatchReport:
+    files: list[FileOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+
+class _Refused(Exception):
+    def __init__(self, status: str, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.problems = status, message, problems or []
+
+
+def write_off_codes(codes: Iterable[str] | str | None = None) -> frozenset[str]:
+    """The auto write-off set: ``codes``, else ``RECON_AUTO_WRITE_OFF``, else CO-45 and CO-253."""
+    if codes is None:
+        codes = os.environ.get("RECON_AUTO_WRITE_OFF") or DEFAULT_WRITE_OFF
+    if isinstance(codes, str):
+        codes = codes.split(",")
+    return frozenset(c.strip().upper().replace(" ", "") for c in codes if c.strip())
+
+
+def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_id: str, *, dry_run: bool = False,
+                     progress: Progress | None = None,
+                     auto_write_off: Iterable[str] | str | None = None) -> BatchReport:
+    """Post each file independently; a refused file does not stop the others.
+
+    Posting needs the Billing permission; a dry run does everything in a transaction
+    that is rolled back, so it writes nothing and needs no permission.
+    """
+    if not dry_run:
+        require_billing(recon.user(user_id), "post remittances")
+    codes = write_off_codes(auto_write_off)
+    report = BatchReport()
+    for done, path in enumerate(paths, start=1):
+        report.files.append(post_file(recon, path, user_id, dry_run=dry_run, write_off=codes))
+        if progress is not None:
+            progress(done, len(paths), str(path))
+    return report
+
+
+def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
+              write_off: Iterable[str] = DEFAULT_WRITE_OFF) -> FileOutcome:
+    """One file, one transaction (see the module docstring for the steps)."""
+    from recon.services import now
+
+    name = Path(path).name
+    outcome = FileOutcome(name, "posted")
+    con = recon.con
+    con.execute("BEGIN TRANSACTION")
+    stager: Stager | None = None
+    try:
+        stager = Stager(con)
+        new = _read_and_stage(recon, Path(path), name, stager, outcome)
+        if new:
+            poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off)
+            _post_staged(recon, poster, outcome, user_id)
+        elif outcome.remittance_ids:
+            outcome.status = "already_posted"
+        if dry_run and outcome.status == "posted":
+            outcome.status = "dry_run"
+    except _Refused as refused:
+        con.execute("ROLLBACK")
+        outcome.status, outcome.message, outcome.problems = refused.status, refused.message, refused.problems
+        outcome.claims = []
+        return outcome
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if dry_run or outcome.status != "posted":
+        con.execute("ROLLBACK")
+    else:
+        con.execute("COMMIT")
+    return outcome
+
+
+def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: FileOutcome) -> int:
+    """Read, check and stage every transaction; returns how many are new."""
+    rows: list[list[Any]] = []
+    seen: dict[tuple[str, str], Remittance] = {}
+    unknown: list[str] = []
+    conflicts: list[str] = []
+    traces: list[str] = []
+    payers: list[str] = []
+    try:
+        with gc_paused():
+            for st, rem in enumerate(read_835(path, name=name), start=1):
+                if rem.defects or check_remittance(rem):
+                    raise _bad_file(path, name)
+                outcome.amount += rem.amount
+                outcome.plb_amount += plb_total(rem)
+                traces.append(rem.trace_number)
+                payer = _payer(recon, rem)
+                if payer is None:
+                    unknown.append(_ids(rem))
+                    continue
+                payers.append(payer[0])
+                key = (payer[0], rem.trace_number)
+                done = _already(recon, key, rem, seen.get(key), conflicts)
+                seen.setdefault(key, rem)
+                if done is not None:
+                    if not done.startswith("("):
+                        outcome.remittance_ids.append(done)
+                    outcome.warnings.append(f"ST {rem.envelope.transaction_control}: remittance {key[0]} trace "
+                                            f"{key[1]} was already posted ({done}); nothing of it was posted again")
+                    continue
+                if conflicts or unknown:
+                    continue
+                rid = _next_id(recon)
+                outcome.remittance_ids.append(rid)
+                if rem.notification_only:
+                    outcome.warnings.append(f"ST {rem.envelope.transaction_control}: BPR01 = H (notification "
+                                            f"only): claims are posted, BPR02 {fmt(rem.amount)} expects no deposit")
+                rows.append([st, rid, payer[0], rem.trace_number, rem.method, rem.handling_code, rem.amount,
+                             rem.payment_date, name, rem.payer_name, payer[1], rem.envelope.transaction_control,
+                             len(rem.claims)])
+                stager.add(st, rem)
+    except RemittanceError as exc:  # the reader refused the file (envelope, truncation, a bad value)
+        raise _bad_file(path, name, exc.message) from exc
+    outcome.trace_number = ", ".join(dict.fromkeys(traces))
+    outcome.payer_id = ", ".join(dict.fromkeys(payers))
+    if unknown:
+        raise _Refused("rejected", "unknown payer: no insurance provider matches " + "; ".join(unknown)
+                       + f"; add or map the payer (insurance_providers.payer_identifier) and post {name} again; "
+                       "nothing was posted")
+    if conflicts:
+        raise _Refused("conflict", "; ".join(conflicts) + f"; nothing of {name} was posted", conflicts)
+    stager.flush()
+    _stage_remittances(recon, rows)
+    return len(rows)
+
+
+def _bad_file(path: Path, name: str, first: str | None = None) -> _Refused:
+    """The complete list of a bad file's problems, from the validation gate itself."""
+    from recon.remit.validate import validate_file
+
+    report = validate_file(path, name=name)
+    problems = list(report.errors) or ([first] if first else ["the file does not pass validation"])
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return _Refused("rejected", f"{problems[0]}{more}; nothing of {name} was posted", problems)
+
+
+def _ids(rem: Remittance) -> str:
+    parts = [f"REF*2U {rem.payer_ref_id!r}" if rem.payer_ref_id else "no REF*2U",
+             f"TRN03 {rem.originator_id!r}" if rem.originator_id else "no TRN03",
+             f"N1*PR {rem.payer_name!r}" + (f" id {rem.payer_n1_id!r}" if rem.payer_n1_id else "")]
+    return f"ST {rem.envelope.transaction_control} (trace {rem.trace_number}): " + ", ".join(parts)
+
+
+def _payer(recon: Any, rem: Remittance) -> tuple[str, str] | None:
+    """(payer_id, the id that matched) by REF*2U, then TRN03 (with or without its leading 1), N1*PR."""
+    candidates = [rem.payer_ref_id, rem.originator_id]
+    if len(rem.originator_id) == 10 and rem.originator_id.startswith("1"):
+        candidates.append(rem.originator_id[1:])
+    candidates.append(rem.payer_n1_id)
+    for ident in (c.strip() for c in candidates):
+        if not ident:
+            continue
+        row = recon.one(
+            """SELECT payer_id FROM insurance_providers WHERE payer_identifier = ? OR payer_id = ?
+               ORDER BY payer_identifier = ? DESC, payer_id LIMIT 1""", [ident, ident, ident])
+        if row:
+            return row[0], ident
+    if rem.payer_name.strip():
+        row = recon.one("SELECT payer_id FROM insurance_providers WHERE upper(name) = upper(?) ORDER BY payer_id "
+                        "LIMIT 1", [rem.payer_name.strip()])
+        if row:
+            return row[0], rem.payer_name.strip()
+    return None
+
+
+def _already(recon: Any, key: tuple[str, str], rem: Remittance, earlier: Remittance | None,
+             conflicts: list[str]) -> str | None:
+    """The remittance id when payer + TRN02 was posted with the same BPR02 and BPR16."""
+    if earlier is not None:  # twice in one file
+        if (earlier.amount, earlier.payment_date) != (rem.amount, rem.payment_date):
+            conflicts.append(f"trace {key[1]} of payer {key[0]} appears twice in the file with different amounts "
+                             f"or dates ({fmt(earlier.amount)} {earlier.payment_date} vs {fmt(rem.amount)} "
+                             f"{rem.payment_date})")
+        return "(earlier in this file)"
+    row = recon.one("SELECT remittance_id, amount, paid_on, file_name FROM remittances "
+                    "WHERE payer_id = ? AND trace_number = ?", list(key))
+    if row is None:
+        return None
+    if (row[1], row[2]) != (rem.amount, rem.payment_date):
+        conflicts.append(f"conflict: payer {key[0]} trace {key[1]} was posted as {row[0]} from {row[3]} with "
+                         f"BPR02 {fmt(row[1])} paid {row[2]}, but this file says BPR02 {fmt(rem.amount)} paid "
+                         f"{rem.payment_date}")
+        return None
+    return str(row[0])
+
+
+def _next_id(recon: Any) -> str:
+    row = recon.one("SELECT nextval('remittance_seq')")
+    return f"REM-{row[0]:06d}"
+
+
+def _stage_remittances(recon: Any, rows: list[list[Any]]) -> None:
+    recon.execute("""CREATE OR REPLACE TEMP TABLE s_rem (st INTEGER, remittance_id VARCHAR, payer_id VARCHAR,
+                     trace VARCHAR, method VARCHAR, handling VARCHAR, amount DECIMAL(18,2), paid_on DATE,
+                     file_name VARCHAR, payer_name VARCHAR, payer_identifier VARCHAR, st_control VARCHAR,
+                     claims INTEGER)""")
+    for row in rows:
+        recon.execute("INSERT INTO s_rem VALUES (" + ", ".join("?" * len(row)) + ")", row)
+
+
+def _post_staged(recon: Any, poster: Poster, outcome: FileOutcome, user_id: str) -> None:
+    poster.match()
+    poster.reversals()
+    poster.claims()
+    poster.write()
+    poster.check_invariant()
+    counts = poster.counts()
+    outcome.claims_posted = counts.get("posted", 0)
+    outcome.claims_denied = counts.get("denied", 0)
+    outcome.claims_unmatched = counts.get("unmatched", 0) + counts.get("not_our_claim", 0) + \
+        counts.get("unmatched_reversal", 0)
+    outcome.claims_reversed = counts.get("reversal", 0)
+    held = recon.one("SELECT coalesce(sum(unmatched_amount), 0) FROM remittances "
+                     "WHERE remittance_id IN (SELECT remittance_id FROM s_rem)")
+    outcome.unmatched_amount = held[0] if held else ZERO
+    outcome.claims = _preview(recon)
+    for r in recon.execute("SELECT remittance_id, trace_number, amount, plb_amount, unmatched_amount, file_name "
+                           "FROM remittances WHERE remittance_id IN (SELECT remittance_id FROM s_rem)").fetchall():
+        recon.audit(user_id, "post_remittance", "remittance", r[0],
+                    {"trace_number": r[1], "amount": fmt(r[2]), "plb_amount": fmt(r[3]),
+                     "unmatched_amount": fmt(r[4]), "file": r[5], "counts": counts})
+    if outcome.claims_unmatched:
+        outcome.warnings.append(f"{outcome.claims_unmatched} claim(s) matched no invoice: "
+                                f"{fmt(outcome.unmatched_amount)} held on the remittance (see recon exceptions)")
+    poster.cleanup()
+
+
+def _preview(recon: Any, limit: int = PREVIEW_LIMIT) -> list[ClaimPreview]:
+    """The first ``limit`` claims of the file with their invoices and adjustments (staged tables)."""
+    rows = recon.execute(f"""
+        SELECT c.remittance_id, c.clp01, c.status, c.outcome,
+               coalesce((SELECT string_agg(DISTINCT invoice_id, ', ') FROM m_line l WHERE l.ci = c.ci),
+                        (SELECT string_agg(DISTINCT invoice_id, ', ') FROM m_inv i WHERE i.ci = c.ci), ''),
+               c.charge, c.paid, h.held,
+               coalesce((SELECT string_agg(grp || '-' || reason || ' ' || CAST(amount AS VARCHAR), '; ' ORDER BY k)
+                         FROM s_cas a WHERE a.ci = c.ci), '')
+        FROM m_claim c JOIN m_held h USING (ci)
+        ORDER BY c.ci LIMIT {int(limit)}""").fetchall()
+    return [ClaimPreview(*r) for r in rows]
