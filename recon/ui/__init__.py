@@ -34,7 +34,8 @@ CSS classes (stable, for browser tests; ``<id>`` is a client or invoice id)::
     recon-payment-kind         Insurance Payment / Client Payment radio
     recon-total-amount         Total Amount text
     recon-invoice-rows         open-invoice rows  recon-invoice-row    one row
-    recon-tick / recon-tick-<invoice_id>   row checkbox
+    recon-tick / recon-tick-<invoice_id>   row checkbox (labelled with the invoice id,
+                               so get_by_label("INV0014") finds it)
     recon-pay  / recon-pay-<invoice_id>    row Payment text (far-right column)
     recon-invoices-prev/-next/-page   invoice rows pager (25 rows a page)
     recon-selection            "n ticked, m partial"
