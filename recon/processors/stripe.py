@@ -275,6 +275,24 @@ class StripeProcessor:
             raise ProcessorError(f"Stripe refused the refund: {_message(exc)}") from exc
         return _refund_result(refund, processor_ref)
 
+    def create_setup_intent(self) -> str:
+        """A SetupIntent's client secret, for a Stripe.js that can only confirm card setups.
+
+        Stripe.js turns the card into a PaymentMethod with ``createPaymentMethod``;
+        localstripe's stand-in cannot (it is a stub there) but confirms a SetupIntent,
+        whose PaymentMethod the kernel then charges. The secret only lets the browser
+        attach a card to this intent; no card data passes through the kernel.
+        """
+        try:
+            intent = self._client.v1.setup_intents.create(
+                params={"payment_method_types": ["card"], "usage": "on_session"}
+            )
+        except stripe.StripeError as exc:
+            raise ProcessorError(
+                f"Stripe could not prepare the card form: {_message(exc)}"
+            ) from exc
+        return str(intent["client_secret"])
+
     def browser_config(self) -> dict[str, Any]:
         return {
             "processor": "stripe",
