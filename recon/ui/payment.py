@@ -547,14 +547,15 @@ class InsurancePaymentForm(w.VBox):
         else:
             plan = self.recon.plan_payment(request)
         if request.method is PaymentMethod.INSURANCE_CARD:
-            if self.on_charge is None:
+            on_charge = self.on_charge or _default_card_form()
+            if on_charge is None:
                 raise PaymentRefused(
                     "Insurance Credit/Debit Card needs the practice's card form, "
                     "which is not set up "
                     "in this notebook; nothing was charged"
                 )
             require_billing(self.recon.user(user_id), "charge a card")
-            self.on_charge(ChargeRequest(self.recon, request, plan, user_id, self))
+            on_charge(ChargeRequest(self.recon, request, plan, user_id, self))
             return None  # the card form calls done() or failed()
         return self.recon.record_payment(request, user_id, expected_plan=plan)
 
@@ -626,6 +627,15 @@ class InsurancePaymentForm(w.VBox):
                 child.close()
             box.close()
         self.close()
+
+
+def _default_card_form() -> ChargeHandler | None:
+    """The processor's card form (``recon.ui.card_form``) when no ``on_charge`` was given."""
+    try:
+        from recon.ui.card_form import card_charge_handler
+    except ImportError:  # the card part is not in this checkout
+        return None
+    return card_charge_handler()
 
 
 def _cell(value: str, width: str, numeric: bool) -> str:
