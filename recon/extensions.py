@@ -18,6 +18,14 @@ def register_export(fn: Callable[[Any], Iterator[tuple[str, pa.Table]]]) -> None
         _EXPORTERS.append(fn)
 
 
+BUILTIN = ("recon.remit.reconcile",)
+"""Modules that register exports when imported (remittances, exceptions, deposits)."""
+
+
 def export_tables(recon: Any) -> Iterator[tuple[str, pa.Table]]:
+    import importlib
+
+    for module in BUILTIN:
+        importlib.import_module(module)
     for fn in _EXPORTERS:
         yield from fn(recon)

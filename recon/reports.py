@@ -171,3 +171,207 @@ def plot_payments(payments: Any, ax: Any = None) -> Any:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.figure.tight_layout()
     return ax
+
+
+# ------------------------------------------------------------ ERA and bank
+CARC_DESCRIPTIONS = {
+    "1": "Deductible",
+    "2": "Coinsurance",
+    "3": "Co-payment",
+    "16": "Claim lacks information or has submission/billing error(s)",
+    "18": "Exact duplicate claim/service",
+    "22": "May be covered by another payer (coordination of benefits)",
+    "27": "Expenses incurred after coverage terminated",
+    "29": "The time limit for filing has expired",
+    "45": "Charge exceeds fee schedule/maximum allowable",
+    "50": "Not deemed a medical necessity by the payer",
+    "96": "Non-covered charge(s)",
+    "97": "Included in the payment for another service already adjudicated",
+    "119": "Benefit maximum for this time period has been reached",
+    "197": "Precertification/authorization/notification absent",
+    "204": "Service not covered under the patient's current benefit plan",
+    "242": "Services not provided by network/primary care providers",
+    "253": "Sequestration - reduction in federal payment",
+}
+"""Short descriptions of the Claim Adjustment Reason Codes a behavioral-health
+practice meets most; a code not listed shows without a description."""
+
+RECONCILIATION_STATUSES = {
+    "deposits": ("matched", "amount_mismatch", "unmatched"),
+    "remittances": ("reconciled", "amount_mismatch", "awaiting_deposit", "no_payment"),
+}
+
+
+def _carc_sql(column: str) -> str:
+    quoted = {code: text.replace("'", "''") for code, text in CARC_DESCRIPTIONS.items()}
+    cases = " ".join(f"WHEN '{code}' THEN '{text}'" for code, text in quoted.items())
+    return f"CASE {column} {cases} END"
+
+
+def denials_by_reason(recon: Any, start: date | None = None, end: date | None = None) -> Any:
+    """Denied claims (CLP02 = 4) by payer and CARC reason, with what happened to them.
+
+    A denied claim counts once under each reason code it carries (a claim denied
+    CO-50 and CO-197 shows under both); ``denied_amount`` is the sum of that code's
+    CAS amounts, so a row says how much money that reason held back. ``charge`` is
+    the billed charge of those claims. ``open``/``appealed``/``written_off`` count
+    the worklist status of those denials. ``start``/``end`` bound BPR16 (inclusive).
+    """
+    where = ["c.status = '4'"]
+    params: list[Any] = []
+    if start is not None:
+        where.append("r.paid_on >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("r.paid_on <= ?")
+        params.append(end)
+    sql = f"""
+    WITH denied AS (
+        SELECT c.claim_posting_id, c.charge, r.payer_id
+        FROM remit_claims c JOIN remittances r USING (remittance_id)
+        WHERE {" AND ".join(where)}),
+    coded AS (
+        SELECT d.claim_posting_id, d.payer_id, d.charge, a.group_code, a.reason_code,
+               CAST(sum(a.amount) AS DECIMAL(18,2)) AS amount
+        FROM denied d JOIN remit_cas a USING (claim_posting_id)
+        GROUP BY ALL),
+    state AS (
+        SELECT e.claim_posting_id, any_value(s.status) AS status
+        FROM exceptions e JOIN exception_status s USING (exception_id)
+        WHERE e.kind = 'denial' GROUP BY 1)
+    SELECT x.payer_id, coalesce(p.name, x.payer_id) AS payer,
+           x.group_code || '-' || x.reason_code AS carc, x.group_code, x.reason_code,
+           {_carc_sql("x.reason_code")} AS description,
+           count(DISTINCT x.claim_posting_id) AS claims,
+           CAST(sum(x.amount) AS DECIMAL(18,2)) AS denied_amount,
+           CAST(sum(x.charge) AS DECIMAL(18,2)) AS charge,
+           count(*) FILTER (WHERE coalesce(s.status, 'open') = 'open') AS open,
+           count(*) FILTER (WHERE s.status = 'appealed') AS appealed,
+           count(*) FILTER (WHERE s.status = 'written_off') AS written_off
+    FROM coded x
+    LEFT JOIN state s USING (claim_posting_id)
+    LEFT JOIN insurance_providers p USING (payer_id)
+    GROUP BY x.payer_id, p.name, x.group_code, x.reason_code
+    ORDER BY denied_amount DESC, payer, carc
+    """
+    return recon.frame(sql, params)
+
+
+def reconciliation_status(recon: Any) -> Any:
+    """How much of the money is reconciled: deposits and remittances by status.
+
+    One row per (side, status), every status listed even when empty, so the
+    table reads the same every day: ``count``, ``amount`` (the side's own amounts:
+    deposit amounts, or BPR02) and ``difference`` (deposit − remittance, for the
+    amount mismatches).
+    """
+    statuses = [(side, s) for side, values in RECONCILIATION_STATUSES.items() for s in values]
+    keys = " UNION ALL ".join(
+        f"SELECT '{side}' AS side, '{s}' AS status, {n} AS ord" for n, (side, s) in enumerate(statuses)
+    )
+    sql = f"""
+    WITH k AS ({keys}),
+    v AS (
+        SELECT 'deposits' AS side, status, amount, difference FROM deposit_reconciliation
+        UNION ALL
+        SELECT 'remittances', status, amount, difference FROM remittance_reconciliation)
+    SELECT k.side, k.status, count(v.status) AS count,
+           CAST(coalesce(sum(v.amount), 0) AS DECIMAL(18,2)) AS amount,
+           CAST(coalesce(sum(v.difference) FILTER (WHERE k.status = 'amount_mismatch'), 0) AS DECIMAL(18,2))
+               AS difference
+    FROM k LEFT JOIN v USING (side, status)
+    GROUP BY k.side, k.status, k.ord
+    ORDER BY k.ord
+    """
+    return recon.frame(sql)
+
+
+def unmatched_deposits(recon: Any) -> Any:
+    """Money in the bank that no posted remittance explains, and why (exact DataFrame)."""
+    return recon.frame(
+        """SELECT deposit_id, deposit_date, amount, trace_number, description, reason
+           FROM deposit_reconciliation WHERE status = 'unmatched' ORDER BY deposit_date, deposit_id"""
+    )
+
+
+def remittances_awaiting_deposit(recon: Any, as_of: date | None = None) -> Any:
+    """Posted remittances whose money has not been seen in the bank (a check not yet deposited).
+
+    ``days_waiting`` counts from BPR16 to ``as_of`` (default today): an EFT waiting
+    more than a few days is worth a call to the payer.
+    """
+    as_of = as_of or date.today()
+    return recon.frame(
+        """SELECT rr.remittance_id, rr.payer_id, coalesce(p.name, rr.payer_id) AS payer, rr.trace_number,
+                  r.payment_method, rr.amount, rr.paid_on,
+                  date_diff('day', rr.paid_on, CAST(? AS DATE)) AS days_waiting, r.file_name
+           FROM remittance_reconciliation rr JOIN remittances r USING (remittance_id)
+           LEFT JOIN insurance_providers p ON p.payer_id = rr.payer_id
+           WHERE rr.status = 'awaiting_deposit'
+           ORDER BY rr.paid_on, rr.remittance_id""",
+        [as_of],
+    )
+
+
+def amount_differences(recon: Any) -> Any:
+    """Deposits that matched a remittance by trace but not by amount (deposit − BPR02)."""
+    return recon.frame(
+        """SELECT deposit_id, deposit_date, trace_number, remittance_id, payer_id, amount AS deposit_amount,
+                  remittance_amount, difference
+           FROM deposit_reconciliation WHERE status = 'amount_mismatch' ORDER BY deposit_date, deposit_id"""
+    )
+
+
+def plot_denials(denials: Any, ax: Any = None, top: int = 12) -> Any:
+    """Horizontal bars: denied amount per CARC reason, stacked by payer (the ``top`` reasons)."""
+    import matplotlib.pyplot as plt
+
+    totals: dict[str, Any] = {}
+    for carc, amount in zip(denials["carc"], denials["denied_amount"], strict=True):
+        totals[carc] = totals.get(carc, 0) + amount
+    reasons = sorted(totals, key=lambda c: totals[c], reverse=True)[:top]
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(8, 0.6 + 0.4 * max(1, len(reasons))))
+    left = [0.0] * len(reasons)  # not money: plotting
+    for payer in sorted(set(denials["payer"])):
+        subset = denials[denials["payer"] == payer]
+        by_reason = dict(zip(subset["carc"], subset["denied_amount"], strict=True))
+        widths = [float(by_reason.get(c, 0)) for c in reasons]  # not money: plotting
+        ax.barh(reasons, widths, left=left, label=payer)
+        left = [a + b for a, b in zip(left, widths, strict=True)]  # not money: plotting
+    ax.invert_yaxis()
+    ax.set_xlabel("Amount denied")
+    ax.set_title("Denials by reason (CARC) and payer")
+    if reasons:
+        ax.legend(title="Payer", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_reconciliation(status: Any, ax: Any = None) -> Any:
+    """Two bars (deposits, remittances) split by reconciliation status, in amounts."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=(8, 2.6))
+    colours = {
+        "matched": "#4c9f70", "reconciled": "#4c9f70", "amount_mismatch": "#e0b84c",
+        "unmatched": "#c0392b", "awaiting_deposit": "#e07b39", "no_payment": "#9aa5b1",
+    }  # fmt: skip
+    sides = list(RECONCILIATION_STATUSES)
+    left = [0.0] * len(sides)  # not money: plotting
+    seen: set[str] = set()
+    for side_index, side in enumerate(sides):
+        rows = status[status["side"] == side]
+        for state, amount in zip(rows["status"], rows["amount"], strict=True):
+            width = float(amount)  # not money: plotting
+            label = state.replace("_", " ") if state not in seen else None
+            seen.add(state)
+            ax.barh([side], [width], left=[left[side_index]], color=colours.get(state, "#888"), label=label)
+            left[side_index] += width  # not money: plotting
+    ax.invert_yaxis()
+    ax.set_xlabel("Amount")
+    ax.set_title("Deposits and remittances by reconciliation status")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.figure.tight_layout()
+    return ax
