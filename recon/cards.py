@@ -112,9 +112,7 @@ def _require_processor(processor: Processor | None) -> Processor:
     if processor is None:
         processor = default_processor()
     if processor is None:
-        raise PaymentRefused(
-            "This practice is not enrolled in payment processing; card payments are not available"
-        )
+        raise PaymentRefused("This practice is not enrolled in payment processing; card payments are not available")
     return processor
 
 
@@ -129,9 +127,7 @@ def attempts(recon: Any, *, client_id: str | None = None) -> list[Attempt]:
 
 
 def attempt(recon: Any, attempt_id: str) -> Attempt:
-    row = recon.execute(
-        f"SELECT {_ATTEMPT_COLUMNS} FROM card_attempts WHERE attempt_id = ?", [attempt_id]
-    ).fetchone()
+    row = recon.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM card_attempts WHERE attempt_id = ?", [attempt_id]).fetchone()
     if row is None:
         raise NotFound(f"No card attempt {attempt_id!r} in this ledger")
     return Attempt(*row)
@@ -139,8 +135,7 @@ def attempt(recon: Any, attempt_id: str) -> Attempt:
 
 def _earlier_attempt(recon: Any, request_key: str) -> Attempt | None:
     row = recon.execute(
-        f"SELECT {_ATTEMPT_COLUMNS} FROM card_attempts WHERE request_key = ? "
-        "ORDER BY created_at DESC LIMIT 1",
+        f"SELECT {_ATTEMPT_COLUMNS} FROM card_attempts WHERE request_key = ? ORDER BY created_at DESC LIMIT 1",
         [request_key],
     ).fetchone()
     return Attempt(*row) if row else None
@@ -156,9 +151,7 @@ def _update(recon: Any, attempt_id: str, **values: Any) -> None:
     )
 
 
-def _update_committed(
-    recon: Any, attempt_id: str, action: str, user_id: str, **values: Any
-) -> None:
+def _update_committed(recon: Any, attempt_id: str, action: str, user_id: str, **values: Any) -> None:
     """Change an attempt and audit it in a transaction of its own (it must outlive errors)."""
     with recon.transaction():
         _update(recon, attempt_id, **values)
@@ -186,9 +179,7 @@ def charge_card_payment(
     user = recon.user(user_id)
     require_billing(user, "charge a card")
     if request.method is not PaymentMethod.INSURANCE_CARD:
-        raise PaymentRefused(
-            f"Payment Method {request.method.label} is recorded, not charged; use Record Payment"
-        )
+        raise PaymentRefused(f"Payment Method {request.method.label} is recorded, not charged; use Record Payment")
     from recon.services import _request_hash
 
     request_hash = _request_hash(request)
@@ -196,9 +187,7 @@ def charge_card_payment(
     if retry_attempt is not None:
         earlier = attempt(recon, retry_attempt)
         if earlier.request_hash != request_hash or earlier.client_id != request.client_id:
-            raise IdempotencyConflict(
-                f"Attempt {retry_attempt} was for a different payment; nothing was charged"
-            )
+            raise IdempotencyConflict(f"Attempt {retry_attempt} was for a different payment; nothing was charged")
     elif request.idempotency_key:
         replay = _recorded(recon, request)
         if replay is not None:
@@ -237,8 +226,7 @@ def charge_card_payment(
     else:
         if not token:
             raise PaymentRefused(
-                "No card token: the processor's card form (or --payment-method-token) "
-                "must tokenize the card first"
+                "No card token: the processor's card form (or --payment-method-token) must tokenize the card first"
             )
         current = _start_attempt(recon, request, request_hash, plan, processor, user.user_id)
 
@@ -277,8 +265,7 @@ def charge_card_payment(
             status="unknown", reason=str(exc),
         )  # fmt: skip
         raise ChargeOutcomeUnknown(
-            f"{exc} (attempt {current.attempt_id} is kept open; retrying the same payment "
-            "checks first)",
+            f"{exc} (attempt {current.attempt_id} is kept open; retrying the same payment checks first)",
             attempt_id=current.attempt_id,
         ) from exc
     except PaymentRefused:
@@ -310,12 +297,9 @@ def charge_card_payment(
         )  # fmt: skip
         reason = result.reason or "no reason given"
         if result.status == "declined":
-            raise CardDeclined(
-                reason, attempt_id=current.attempt_id, decline_code=result.decline_code
-            )
+            raise CardDeclined(reason, attempt_id=current.attempt_id, decline_code=result.decline_code)
         raise ProcessorError(
-            f"The card was not charged: {reason} (attempt {current.attempt_id}; no money was "
-            "recorded)",
+            f"The card was not charged: {reason} (attempt {current.attempt_id}; no money was recorded)",
             decline_code=result.decline_code,
         )
     return _record(recon, request, user.user_id, plan, current, result, processor)
@@ -357,9 +341,7 @@ def _start_attempt(
     return attempt(recon, attempt_id)
 
 
-def _recorded(
-    recon: Any, request: PaymentRequest, payment_id: str | None = None
-) -> PaymentReceipt | None:
+def _recorded(recon: Any, request: PaymentRequest, payment_id: str | None = None) -> PaymentReceipt | None:
     """The receipt of a card payment already recorded for this request, if there is one.
 
     A replay returns the first receipt (``replayed=True``) and charges nothing; the
@@ -371,10 +353,7 @@ def _recorded(
     if key and recon.execute("SELECT 1 FROM payments WHERE idempotency_key = ?", [key]).fetchone():
         replay: PaymentReceipt | None = recon._replay(key, _request_hash(request))
         return replay
-    if (
-        payment_id
-        and recon.execute("SELECT 1 FROM payments WHERE payment_id = ?", [payment_id]).fetchone()
-    ):
+    if payment_id and recon.execute("SELECT 1 FROM payments WHERE payment_id = ?", [payment_id]).fetchone():
         raise PaymentRefused(f"This card payment was already recorded as {payment_id}")
     return None
 
@@ -409,10 +388,7 @@ def _record(
 
     try:
         if result.amount != plan.total:
-            raise PaymentRefused(
-                f"{processor.name} charged {fmt(result.amount)} but the payment is "
-                f"{fmt(plan.total)}"
-            )
+            raise PaymentRefused(f"{processor.name} charged {fmt(result.amount)} but the payment is {fmt(plan.total)}")
         if not result.processor_ref:
             raise PaymentRefused(f"{processor.name} returned no reference for the charge")
         receipt: PaymentReceipt = recon.record_payment(
@@ -450,9 +426,7 @@ def _record(
     )
 
 
-def _refund_unrecorded(
-    recon: Any, processor: Processor, charged: Attempt, user_id: str, why: str
-) -> None:
+def _refund_unrecorded(recon: Any, processor: Processor, charged: Attempt, user_id: str, why: str) -> None:
     """Give back a charge the ledger could not record; always raises ChargedNotRecorded."""
     key = charged.refund_key or f"{charged.idempotency_key}-refund"
     if charged.refund_key is None:
@@ -510,12 +484,8 @@ def void_any_payment(
         return str(recon.void_payment(payment_id, user.user_id, reason))
     # The ledger's refusals first: never refund what cannot then be reversed.
     if row[4] is not None:
-        raise PaymentRefused(
-            f"{payment_id} is itself a reversing entry (of {row[4]}); it cannot be voided"
-        )
-    done = recon.execute(
-        "SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]
-    ).fetchone()
+        raise PaymentRefused(f"{payment_id} is itself a reversing entry (of {row[4]}); it cannot be voided")
+    done = recon.execute("SELECT payment_id FROM payments WHERE reverses = ?", [payment_id]).fetchone()
     if done:
         raise PaymentRefused(f"{payment_id} is already voided (by {done[0]})")
     processor = _require_processor(processor)
@@ -536,9 +506,7 @@ def void_any_payment(
             "second refund."
         ) from exc
     with recon.transaction():
-        recon.execute(
-            "UPDATE card_refunds SET reversal_id = ? WHERE refund_id = ?", [reversal, refund_id]
-        )
+        recon.execute("UPDATE card_refunds SET reversal_id = ? WHERE refund_id = ?", [reversal, refund_id])
     return reversal
 
 
@@ -562,8 +530,7 @@ def _refund_row(
     stamp = now()
     with recon.transaction():
         recon.execute(
-            "INSERT INTO card_refunds VALUES "
-            "(?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?, ?)",
+            "INSERT INTO card_refunds VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?, ?)",
             [refund_id, payment_id, key, processor, charge_ref, amount, user_id, stamp, stamp],
         )
         recon.audit(
@@ -597,9 +564,7 @@ def _refund(
         refund = processor.refund(charge_ref, amount, key)
     except OutcomeUnknown as exc:
         mark("card_refund_unknown", status="unknown", reason=str(exc))
-        raise ProcessorError(
-            f"{exc} Nothing was voided; run the void again (it reuses the same refund key)."
-        ) from exc
+        raise ProcessorError(f"{exc} Nothing was voided; run the void again (it reuses the same refund key).") from exc
     except ProcessorError as exc:
         mark("card_refund_error", status="error", reason=str(exc))
         raise ProcessorError(f"{exc} Nothing was voided.") from exc

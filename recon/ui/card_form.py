@@ -78,9 +78,7 @@ class CardForm(anywidget.AnyWidget):
 
             processor = default_processor()
         if processor is None:
-            raise ReconError(
-                "This practice is not enrolled in payment processing; there is no card form"
-            )
+            raise ReconError("This practice is not enrolled in payment processing; there is no card form")
         plan = plan if plan is not None else recon.plan_payment(request)
         client = recon.client(request.client_id)
         super().__init__(
@@ -163,8 +161,7 @@ class CardForm(anywidget.AnyWidget):
         brand = (receipt.extra.get("brand") or "card").title()
         last4 = receipt.extra.get("last4") or "????"
         text = (
-            f"Charged {fmt(receipt.amount)} to {brand} ending {last4}; "
-            f"recorded payment {receipt.payment_id}"
+            f"Charged {fmt(receipt.amount)} to {brand} ending {last4}; recorded payment {receipt.payment_id}"
             if not receipt.replayed
             else f"Already charged and recorded as payment {receipt.payment_id}"
         )

@@ -105,9 +105,7 @@ class Peer:
         if isinstance(s, StripeSettings):
 
             class LostResponse(stripe.RequestsClient):
-                def request(
-                    self, method: str, url: str, headers: Any, post_data: Any = None
-                ) -> Any:
+                def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
                     answer = super().request(method, url, headers, post_data)
                     if method == "post" and url.endswith("/v1/payment_intents") and not lost:
                         lost.append(1)
@@ -136,8 +134,7 @@ class Peer:
             return [
                 {"ref": pi.id, "amount": pi.amount}
                 for pi in listed.auto_paging_iter()
-                if pi.metadata.to_dict().get("recon_payment_id") == payment_id
-                and pi.status == "succeeded"
+                if pi.metadata.to_dict().get("recon_payment_id") == payment_id and pi.status == "succeeded"
             ]
         return [
             {"ref": t["transId"], "amount": t["settleAmount"]}
@@ -152,9 +149,7 @@ class Peer:
         if isinstance(s, StripeSettings):
             listed = self._admin().v1.payment_intents.list(params={"limit": 100})
             return sum(
-                1
-                for pi in listed.auto_paging_iter()
-                if pi.metadata.to_dict().get("recon_payment_id") == payment_id
+                1 for pi in listed.auto_paging_iter() if pi.metadata.to_dict().get("recon_payment_id") == payment_id
             )
         return sum(1 for t in self._unsettled() if t.get("invoiceNumber") == short_ref(payment_id))
 
@@ -188,9 +183,7 @@ class Peer:
         return post_json(s.api_url, {request: {"merchantAuthentication": auth, **body}})
 
     def _unsettled(self) -> list[dict[str, Any]]:
-        answer = self._gateway(
-            "getUnsettledTransactionListRequest", {"paging": {"limit": 1000, "offset": 1}}
-        )
+        answer = self._gateway("getUnsettledTransactionListRequest", {"paging": {"limit": 1000, "offset": 1}})
         return list(answer.get("transactions") or [])
 
 

@@ -73,9 +73,7 @@ class NoCalls:
 
 
 # ------------------------------------------------------------------------------ charge
-def test_charge_records_payment_with_card_details_and_planned_allocations(
-    recon: Any, peer: Peer
-) -> None:
+def test_charge_records_payment_with_card_details_and_planned_allocations(recon: Any, peer: Peer) -> None:
     request = card_request()
     plan = recon.plan_payment(request)
 
@@ -110,12 +108,8 @@ def test_charge_records_payment_with_card_details_and_planned_allocations(
 
 def test_same_request_again_replays_and_charges_nothing(recon: Any, peer: Peer) -> None:
     processor = peer.processor()
-    first = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=processor
-    )
-    again = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=processor
-    )
+    first = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=processor)
+    again = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=processor)
     assert again.replayed and again.payment_id == first.payment_id
     assert len(payments(recon)) == 1
     assert len(peer.charges(first.payment_id)) == 1
@@ -150,9 +144,7 @@ def test_after_a_decline_a_new_card_is_a_new_attempt(recon: Any, peer: Peer) -> 
             recon, card_request(), "ana", token=peer.token(declined=True),
             processor=peer.processor(),
         )  # fmt: skip
-    receipt = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=peer.processor()
-    )
+    receipt = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=peer.processor())
     declined, succeeded = sorted(attempts(recon), key=lambda a: a.status)
     assert (declined.status, succeeded.status) == ("declined", "succeeded")
     assert declined.idempotency_key != succeeded.idempotency_key
@@ -173,9 +165,7 @@ def test_retry_after_a_timeout_charges_once_and_records_once(recon: Any, peer: P
     assert len(peer.charges(att.payment_id)) == 1  # the charge did happen
 
     # The analyst submits again (the browser tokenizes the card again).
-    receipt = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=peer.processor()
-    )
+    receipt = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=peer.processor())
 
     assert receipt.payment_id == att.payment_id
     (charge,) = peer.charges(att.payment_id)
@@ -190,9 +180,7 @@ def test_retry_after_a_timeout_charges_once_and_records_once(recon: Any, peer: P
 def test_explicit_retry_of_an_attempt_needs_no_new_token(recon: Any, peer: Peer) -> None:
     lossy, _ = peer.lossy_processor()
     with pytest.raises(ChargeOutcomeUnknown) as caught:
-        charge_card_payment(
-            recon, card_request(key=None), "ana", token=peer.token(), processor=lossy
-        )
+        charge_card_payment(recon, card_request(key=None), "ana", token=peer.token(), processor=lossy)
     receipt = charge_card_payment(
         recon, card_request(key=None), "ana", token=None, processor=peer.processor(),
         retry_attempt=caught.value.attempt_id,
@@ -224,9 +212,7 @@ def test_crash_before_the_call_then_retry_charges_once(recon: Any, peer: Peer) -
     (att,) = attempts(recon)
     assert att.status == "unknown" and peer.attempts_on_peer(att.payment_id) == 0
 
-    receipt = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=peer.processor()
-    )
+    receipt = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=peer.processor())
     assert receipt.payment_id == att.payment_id
     assert len(peer.charges(att.payment_id)) == 1
 
@@ -240,9 +226,7 @@ def test_ledger_change_after_the_charge_refunds_and_says_so(recon: Any, peer: Pe
 
         def charge(self, **kw: Any) -> Any:
             result = real.charge(**kw)
-            check = PaymentRequest(
-                "C1", "AET", PaymentMethod.INSURANCE_CHECK, picks=(InvoicePick("I1"),)
-            )
+            check = PaymentRequest("C1", "AET", PaymentMethod.INSURANCE_CHECK, picks=(InvoicePick("I1"),))
             recon.record_payment(check, "ana")
             return result
 
@@ -268,9 +252,7 @@ def test_changed_preview_charges_nothing(recon: Any, peer: Peer) -> None:
     request = card_request(picks=(), amount=Decimal("100.00"))
     stale = recon.plan_payment(request)
     recon.record_payment(
-        PaymentRequest(
-            "C1", "AET", PaymentMethod.INSURANCE_CHECK, picks=(InvoicePick("I1", Decimal("50")),)
-        ),
+        PaymentRequest("C1", "AET", PaymentMethod.INSURANCE_CHECK, picks=(InvoicePick("I1", Decimal("50")),)),
         "ana",
     )
     with pytest.raises(PaymentRefused, match="changed since"):
@@ -298,14 +280,10 @@ def test_not_enrolled_offers_no_card_payment(recon: Any, monkeypatch: pytest.Mon
 # -------------------------------------------------------------------------------- void
 def test_void_refunds_through_the_processor_then_reverses(recon: Any, peer: Peer) -> None:
     processor = peer.processor()
-    receipt = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=processor
-    )
+    receipt = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=processor)
     ref = receipt.extra["processor_ref"]
 
-    reversal = void_any_payment(
-        recon, receipt.payment_id, "ana", "insurer asked", processor=processor
-    )
+    reversal = void_any_payment(recon, receipt.payment_id, "ana", "insurer asked", processor=processor)
 
     assert peer.refunded(ref)
     rows = {r[0]: r for r in payments(recon)}
@@ -328,9 +306,7 @@ def test_refund_done_but_reversal_lost_is_finished_without_a_second_refund(
     recon: Any, peer: Peer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     processor = peer.processor()
-    receipt = charge_card_payment(
-        recon, card_request(), "ana", token=peer.token(), processor=processor
-    )
+    receipt = charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=processor)
     real_void = recon.void_payment
     monkeypatch.setattr(recon, "void_payment", lambda *a: (_ for _ in ()).throw(OSError("disk")))
     with pytest.raises(Exception, match="without a second refund"):
@@ -417,11 +393,7 @@ def test_card_number_is_not_in_the_ledger_file(db: Path, peer: Peer) -> None:
     from recon.services import Recon
 
     with Recon.open(db) as recon:
-        charge_card_payment(
-            recon, card_request(), "ana", token=peer.token(), processor=peer.processor()
-        )
-    data = db.read_bytes() + (
-        Path(str(db) + ".wal").read_bytes() if Path(str(db) + ".wal").exists() else b""
-    )
+        charge_card_payment(recon, card_request(), "ana", token=peer.token(), processor=peer.processor())
+    data = db.read_bytes() + (Path(str(db) + ".wal").read_bytes() if Path(str(db) + ".wal").exists() else b"")
     assert peer.card_number.encode() not in data
     assert peer.card_number[-4:].encode() in data  # the check can see what is stored

@@ -133,9 +133,7 @@ def stripe_processor(stripe_settings: StripeSettings) -> StripeProcessor:
 
 @pytest.fixture()
 def vantage_settings(authnet_url: str) -> VantageSettings:
-    urllib.request.urlopen(
-        urllib.request.Request(authnet_url + "/_test/data", method="DELETE"), timeout=5
-    ).close()
+    urllib.request.urlopen(urllib.request.Request(authnet_url + "/_test/data", method="DELETE"), timeout=5).close()
     return VantageSettings(
         api_login_id=authnet_server.LOGIN,
         transaction_key=Secret(authnet_server.TRANSACTION_KEY),
@@ -154,9 +152,7 @@ def vantage_processor(vantage_settings: VantageSettings) -> VantageProcessor:
 
 def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
     """Talk to the Authorize.Net double directly (what Accept.js does in the browser)."""
-    req = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         raw: bytes = resp.read()
     return dict(json.loads(raw.decode("utf-8-sig")))
