@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.remit.era835 import Remittance
 
@@ -97,7 +98,7 @@ class Stager:
             cols = self.cols[table]
             if not cols[0]:
                 continue
-            arrow = pa.table([pa.array(col, type=typ) for col, (_, typ, _) in zip(cols, spec, strict=True)],
+            arrow = pa.table([_array(col, typ) for col, (_, typ, _) in zip(cols, spec, strict=True)],
                              names=[name for name, _, _ in spec])
             self.con.register("stage_chunk", arrow)
             try:
@@ -110,3 +111,10 @@ class Stager:
     def drop(self) -> None:
         for table in TABLES:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _array(values: list[Any], typ: Any) -> Any:
+    """An Arrow column; money goes Decimal → text → decimal128 (exact, and faster than from Decimal)."""
+    if typ is MONEY:
+        return pc.cast(pa.array(list(map(str, values)), type=pa.string()), MONEY)
+    return pa.array(values, type=typ)
