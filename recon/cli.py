@@ -161,10 +161,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command("lab")
 def cmd_lab(args: argparse.Namespace) -> int:
-    from recon.demo import notebooks_dir
+    from recon.demo import notebooks_dir, project_root
 
-    folder = Path(args.notebooks) if args.notebooks else notebooks_dir()
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={folder}"]
+    # Rooted at the project so exports under data/ can be linked from the notebooks.
+    folder = Path(args.notebooks).resolve() if args.notebooks else notebooks_dir()
+    root = project_root() if folder.is_relative_to(project_root()) else folder
+    start = folder.relative_to(root).as_posix()
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}"]
+    if start != ".":
+        cmd.append(f"--LabApp.default_url=/lab/tree/{start}")
     if args.no_browser:
         cmd.append("--no-browser")
     os.execv(sys.executable, cmd)

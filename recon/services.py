@@ -46,23 +46,69 @@ def now() -> datetime:
 class Recon:
     """A practice's ledger, opened for reading and for recording payments."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        self.con = con
+    def __init__(self, path: Path, key: str | None = None, *, hold: bool | None = None) -> None:
         self.path = path
+        self.hold = not _in_kernel() if hold is None else hold
+        self._key = key
+        self._session = db.session(key)
+        self._attached = False
+        self._depth = 0
+        self._release_scheduled = False
+        self._attach()
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, db_path: str | os.PathLike[str] | None = None, key: str | None = None) -> Recon:
-        """Open the ledger (``RECON_DB`` or ``data/recon.duckdb``; ``RECON_DB_KEY`` encrypts)."""
+    def open(
+        cls, db_path: str | os.PathLike[str] | None = None, key: str | None = None, *, hold: bool | None = None
+    ) -> Recon:
+        """Open the ledger (``RECON_DB`` or ``data/recon.duckdb``; ``RECON_DB_KEY`` encrypts).
+
+        In a notebook kernel (``hold`` None there, or False) the file is let go whenever
+        the kernel goes idle, so the CLI or another notebook can use the same ledger in
+        between; elsewhere it is held until :meth:`close`.
+        """
         path = Path(db_path) if db_path is not None else db.default_db_path()
         if key is None:
             key = os.environ.get("RECON_DB_KEY") or None
-        return cls(db.connect(path, key), path)
+        return cls(path, key, hold=hold)
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The session with the ledger attached (re-attached on demand after a release)."""
+        if not self._attached:
+            self._attach()
+        if not self.hold and not self._release_scheduled:
+            self._schedule_release()
+        return self._session
+
+    def _attach(self) -> None:
+        db.attach(self._session, self.path, self._key)
+        self._attached = True
+
+    def _schedule_release(self) -> None:
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (scripts, tests): release() is called explicitly
+        self._release_scheduled = True
+        loop.call_soon(self._release_when_idle)
+
+    def _release_when_idle(self) -> None:
+        self._release_scheduled = False
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the ledger file until the next use (not inside a transaction)."""
+        if self._attached and self._depth == 0:
+            db.detach(self._session)
+            self._attached = False
 
     def close(self) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self.execute("CHECKPOINT")
-        self.con.close()
+        self._depth = 0
+        self.release()
+        self._session.close()
 
     def __enter__(self) -> Recon:
         return self
@@ -103,8 +149,16 @@ class Recon:
             [now(), user_id, action, entity, entity_id, json.dumps(detail, default=str, sort_keys=True)],
         )
 
-    def transaction(self) -> Any:
-        return db.transaction(self.con)
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing; the ledger stays attached until the outermost one ends."""
+        con = self.con
+        self._depth += 1
+        try:
+            with db.transaction(con):
+                yield con
+        finally:
+            self._depth -= 1
 
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:
@@ -447,6 +501,18 @@ class Recon:
         from recon import extensions
 
         yield from extensions.export_tables(self)
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where an idle kernel should not hold the ledger)."""
+    import sys
+
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _request_hash(request: PaymentRequest) -> str:

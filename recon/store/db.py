@@ -47,13 +47,32 @@ def _httpfs_extension() -> str:
 
 def connect(path: str | os.PathLike[str], key: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating when missing) the ledger at ``path`` and bring its schema up to date."""
-    path = Path(path)
+    con = session(key)
+    attach(con, Path(path), key)
+    return con
+
+
+def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session to which the ledger file is attached when in use.
+
+    Attaching (a few milliseconds) rather than connecting lets a notebook release the
+    file between actions, so the CLI or another notebook can use the same ledger.
+    """
+    con = duckdb.connect(":memory:")
+    if key:
+        try:
+            con.execute(f"LOAD '{_httpfs_extension()}'")
+        except duckdb.Error as exc:
+            raise LedgerError(f"The encryption extension could not be loaded: {str(exc).splitlines()[0]}") from exc
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None) -> None:
+    """Attach the ledger file as the session's default catalog (schema brought up to date)."""
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(":memory:")
         if key:
-            con.execute(f"LOAD '{_httpfs_extension()}'")
             con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS} (ENCRYPTION_KEY {_quote(key)})")
         else:
             con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS}")
@@ -61,7 +80,14 @@ def connect(path: str | os.PathLike[str], key: str | None = None) -> duckdb.Duck
     except duckdb.Error as exc:
         raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
     _apply_schema(con)
-    return con
+
+
+def detach(con: duckdb.DuckDBPyConnection) -> None:
+    """Checkpoint and let go of the ledger file (its lock is released)."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("CHECKPOINT")
+    con.execute("USE memory")
+    con.execute(f"DETACH {ALIAS}")
 
 
 def _quote(text: str) -> str:
@@ -80,6 +106,8 @@ def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
             f"The ledger {path} is not encrypted but a key was given; unset RECON_DB_KEY "
             "to open it, or export it and load it into a new encrypted ledger"
         )
+    if "Unique file handle conflict" in text:
+        return f"The ledger {path} is already open in this Python session; use that Recon or close it first"
     if "lock" in text.lower():
         return f"The ledger {path} is open in another program (a notebook or another recon); close it and retry"
     if "not a valid DuckDB database" in text or "Could not read" in text:
