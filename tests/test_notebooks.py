@@ -42,7 +42,7 @@ def run_nbval(notebooks: list[Path], tmp: Path) -> subprocess.CompletedProcess[s
 
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_client_ledger.ipynb", "03_reports_and_export.ipynb"} <= names
+    assert {"01_client_ledger.ipynb", "02_era_batch_reconciliation.ipynb", "03_reports_and_export.ipynb"} <= names
 
 
 @pytest.mark.slow
@@ -54,3 +54,5 @@ def test_notebooks_run_clean_twice(tmp_path: Path) -> None:
     # the ledger and the exports were the temporary ones, not the repository's
     assert (tmp_path / "recon.duckdb").exists()
     assert (tmp_path / "exports" / "ledger.xlsx").exists()
+    # notebook 02 made its demo batch beside the temporary ledger and posted it once
+    assert (tmp_path / "era_demo" / "bank_deposits.csv").exists()

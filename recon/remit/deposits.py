@@ -41,6 +41,16 @@ DEPOSIT_COLUMNS = (
     "payer_id", "paid_on", "remittance_amount", "difference", "reason", "description",
 )  # fmt: skip
 """What ``recon deposits`` and the widget show, in this order."""
+MATCH_COLUMNS = (
+    "deposit_id",
+    "deposit_date",
+    "amount",
+    "trace_number",
+    "status",
+    "remittance_id",
+    "difference",
+    "reason",
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:#-]*$")
 _TRN = re.compile(r"TRN\*1\*([^*~\\\s]+)")
@@ -74,6 +84,8 @@ class DepositLoad:
     status: dict[str, int] = field(default_factory=dict)
     total: Decimal = ZERO
     dry_run: bool = False
+    matches: tuple[tuple[Any, ...], ...] = ()
+    """The file's deposits as matched at load time, columns :data:`MATCH_COLUMNS` (for previews)."""
 
     def __str__(self) -> str:
         verb = "Would load" if self.dry_run else "Loaded"
@@ -285,6 +297,7 @@ def load_deposits(recon: Any, path: str | Path, user_id: str, *, dry_run: bool =
                  "deposit_ids": [d.deposit_id for d in new][:1000]},
             )  # fmt: skip
         status = _status_counts(recon, ids)
+        matches = _matches(recon, ids)
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -298,7 +311,7 @@ def load_deposits(recon: Any, path: str | Path, user_id: str, *, dry_run: bool =
         except Exception as exc:
             con.execute("ROLLBACK")
             raise LedgerError(f"The deposits could not be saved: {str(exc).splitlines()[0]}") from exc
-    return DepositLoad(str(path), len(new), len(deposits) - len(new), ids, status, total, dry_run)
+    return DepositLoad(str(path), len(new), len(deposits) - len(new), ids, status, total, dry_run, matches)
 
 
 def _existing(recon: Any, ids: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -341,6 +354,15 @@ def _status_counts(recon: Any, ids: tuple[str, ...]) -> dict[str, int]:
         [chr(31).join(ids)],
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def _matches(recon: Any, ids: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+    rows = recon.execute(
+        f"SELECT {', '.join(MATCH_COLUMNS)} FROM deposit_reconciliation "
+        "WHERE deposit_id IN (SELECT unnest(string_split(?, chr(31)))) ORDER BY deposit_date, deposit_id",
+        [chr(31).join(ids)],
+    ).fetchall()
+    return tuple(tuple(r) for r in rows)
 
 
 # ------------------------------------------------------------------ queries
