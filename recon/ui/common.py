@@ -104,10 +104,10 @@ def one_line(exc: BaseException) -> str:
 
 def shown_error(exc: BaseException, what_did_not_happen: str | None = None) -> str:
     """The one line an analyst sees for ``exc``; unexpected errors are logged in full."""
-    if isinstance(exc, ReconError):
-        return str(exc)
-    log.error("recon.ui: unexpected error", exc_info=exc)
     tail = f"; {what_did_not_happen}" if what_did_not_happen else ""
+    if isinstance(exc, ReconError):
+        return f"{exc}{tail}"
+    log.error("recon.ui: unexpected error", exc_info=exc)
     return f"Something went wrong: {one_line(exc)}{tail}"
 
 
