@@ -179,7 +179,7 @@ def _flag(value: Any) -> bool:
 
 def _number(values: dict[str, Any], key: str, default: float) -> float:
     try:
-        return float(values.get(key, default))
+        return float(values.get(key, default))  # not money: a timeout in seconds
     except (TypeError, ValueError) as exc:
         raise PaymentSettingsError(f"{key} must be a number of seconds.") from exc
 
