@@ -145,6 +145,18 @@ class X12Reader:
         ``str.split`` calls and a list comprehension costs a fraction of handling each
         segment in Python, which is what makes a plain-Python reader fast.
         """
+        for first, parts in self.raw_batches():
+            el = self.separators.element
+            yield first, [part.split(el) for part in parts]
+
+    def raw_batches(self) -> Iterator[tuple[int, list[str]]]:
+        """Like :meth:`batches` but each segment is left as one unsplit string.
+
+        The 835 reader only needs the elements of about half the segments (AMT, REF,
+        most NM1 and every segment it does not model are recognised by their first
+        characters and skipped), so splitting is left to it: that is ~30% of the
+        tokenizing work saved on a typical file.
+        """
         try:
             handle = open(self.path, encoding="utf-8-sig", newline="")  # noqa: SIM115
         except OSError as exc:
@@ -159,7 +171,7 @@ class X12Reader:
                     "the file is not UTF-8 text; is this an X12 file?",
                 ) from exc
 
-    def _batches(self, handle: TextIO) -> Iterator[tuple[int, list[list[str]]]]:
+    def _batches(self, handle: TextIO) -> Iterator[tuple[int, list[str]]]:
         read = handle.read
         size = self.chunk_chars
         n = 0
@@ -185,7 +197,7 @@ class X12Reader:
                     tail = buf.strip(_LEADING_JUNK)
                     if tail:  # a last segment without terminator: let the checks judge it
                         self.segments_read = n + 1
-                        yield n + 1, [tail.split(el)]
+                        yield n + 1, [tail]
                     return
                 buf += more
             cut = buf.rfind(term)
@@ -206,11 +218,10 @@ class X12Reader:
                         ended = True
                         break
             parts = _clean(raw, "\n" in text or "\r" in text)
-            segments = [part.split(el) for part in parts]
-            if segments:
-                self.segments_read = n + len(segments)
-                yield n + 1, segments
-                n += len(segments)
+            if parts:
+                self.segments_read = n + len(parts)
+                yield n + 1, parts
+                n += len(parts)
             if ended:
                 term = None
 
