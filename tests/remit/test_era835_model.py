@@ -130,18 +130,82 @@ def test_notification_only(tmp_path: Path) -> None:
 
 
 def test_missing_date_and_bad_procedure_are_defects_not_errors(tmp_path: Path) -> None:
-    body = ["BPR*I*0*C*CHK", "TRN*1*T0*1", "CLP*A*1*10*0**12", "SVC*HC>99213*10*0",
-            "DTM*472*20241399", "CAS*CO*45*10"]
+    """No BPR16, no DTM*405 to fall back on, an SVC01 without code: nothing to recover."""
+    body = ["BPR*I*0*C*CHK", "TRN*1*T0*1", "CLP*A*1*10*0**12", "SVC*HC*10*0",
+            "DTM*472*20241399", "CAS*CO*45*10", "SVC*HC>99213^GT*10*10"]
     rem = one(write(tmp_path, body))
-    assert rem.payment_date is None
+    assert rem.payment_date is None and rem.warnings == ()
     assert rem.defects == (
         "claims.835: segment 4 (BPR) element 16: missing; expected the payment date as "
         "CCYYMMDD",
-        "claims.835: segment 7 (SVC) element 1: 'HC>99213' has no procedure code; expected "
+        "claims.835: segment 7 (SVC) element 1: 'HC' has no procedure code; expected "
         "qualifier:code (component separator ':' from ISA16)",
         "claims.835: segment 8 (DTM) element 2: '20241399' is not a date; expected the "
         "service date as CCYYMMDD",
+        # two foreign separators: which one is meant is a guess, so no repair
+        "claims.835: segment 10 (SVC) element 1: 'HC>99213^GT' has no procedure code; "
+        "expected qualifier:code (component separator ':' from ISA16)",
     )
+
+
+def test_payment_date_slid_into_bpr15_is_read_with_a_warning(tmp_path: Path) -> None:
+    body = ["BPR*I*0*C*CHK***********20240315", "TRN*1*T0*1", "DTM*405*20240301"]
+    rem = one(write(tmp_path, body))
+    assert rem.payment_date == date(2024, 3, 15) and rem.defects == ()
+    assert rem.warnings == (
+        "claims.835: segment 4 (BPR) element 16: missing; the payment date 20240315 found "
+        "in BPR15 was used",)
+
+
+def test_impossible_payment_date_falls_back_to_production_date(tmp_path: Path) -> None:
+    # BPR10 '24681012' parses as a date in 2468: not plausible, so not taken for BPR16
+    body = ["BPR*I*0*C*ACH*CCP*01*888999777*DA*24681012*1935665544**01*1113*DA*1444*20002316",
+            "TRN*1*T0*1", "DTM*405*20020314", "CLP*A*1*10*10**12", "DTM*405*20990101"]
+    rem = one(write(tmp_path, body))
+    assert rem.payment_date == date(2002, 3, 14) and rem.defects == ()
+    assert rem.warnings == (
+        "claims.835: segment 4 (BPR) element 16: '20002316' is not a date; the production "
+        "date 20020314 from DTM*405 (segment 6) was used as the payment date",)
+
+
+def test_svc01_with_another_component_separator_is_split_on_it(tmp_path: Path) -> None:
+    body = [*BODY[:9], "SVC*HC>90837>GT>95*300*200", *BODY[10:]]
+    rem = one(write(tmp_path, body))
+    line = rem.claims[0].lines[0]
+    assert (line.qualifier, line.procedure_code, line.modifiers) == ("HC", "90837",
+                                                                      ("GT", "95"))
+    assert rem.defects == ()
+    assert rem.warnings == (
+        "claims.835: segment 13 (SVC) element 1: 'HC>90837>GT>95' uses '>', not the "
+        "component separator ':' declared in ISA16; read as 'HC:90837:GT:95'",)
+
+
+@pytest.mark.parametrize("svc, code", [
+    ("SVC*HC*90837*300*200**1", "90837"),          # SVC02 is no amount
+    ("SVC*HC*24599.00*300*200.00**1", "24599.00"),  # SVC04 holds an amount: slid
+])
+def test_bare_qualifier_joined_with_its_code(tmp_path: Path, svc: str, code: str) -> None:
+    body = [*BODY[:9], svc, *BODY[10:]]
+    rem = one(write(tmp_path, body))
+    line = rem.claims[0].lines[0]
+    assert (line.qualifier, line.procedure_code, line.charge, line.paid, line.units) == (
+        "HC", code, Decimal("300.00"), Decimal("200.00"), Decimal("1.00"))
+    assert rem.defects == ()
+    (warning,) = rem.warnings
+    assert warning.startswith("claims.835: segment 13 (SVC) element 1: 'HC' is a bare "
+                              f"qualifier and SVC02 {code!r} its code")
+
+
+@pytest.mark.parametrize("svc", [
+    "SVC*HC*300*200",            # an ordinary line without code: amounts in place
+    "SVC*HC*300*200*0450*1",     # SVC04 a revenue code: the unshifted reading holds
+    "SVC*XX*90837*300*200**1",   # not a product/service id qualifier
+])
+def test_bare_qualifier_not_joined_when_ambiguous(tmp_path: Path, svc: str) -> None:
+    body = [*BODY[:9], svc, *BODY[10:]]
+    rem = one(write(tmp_path, body))
+    assert rem.warnings == ()
+    assert len(rem.defects) == 1 and "has no procedure code" in rem.defects[0]
 
 
 @pytest.mark.parametrize("segment, expected", [
