@@ -4,7 +4,10 @@ A file is posted all or nothing, so every check runs over the whole file first a
 *all* problems are collected into a :class:`FileReport` (an analyst fixes a file
 faster from a full list than from one error at a time). Only per-transaction totals
 are kept, never the claims, so validating many large files keeps memory flat. Posting
-then reads the file a second time. With ``strict=True`` pyx12 (when installed) also
+then reads the file a second time. Defects a careful reader can undo without
+guessing (a payment date one element early, another system's component separator)
+are read as meant and listed as ``warnings``: they do not stop a file, but the
+analyst sees them. With ``strict=True`` pyx12 (when installed) also
 checks the implementation guide; it is slow (~85 s per 10 MB) and known to flag some
 valid PLB segments, so it is opt-in.
 """
@@ -23,8 +26,7 @@ from typing import Any
 
 from recon.errors import RemittanceError
 from recon.money import ZERO, fmt
-from recon.remit.balance import BalanceProblem, check_remittance, plb_total
-from recon.remit.era835 import read_835
+from recon.remit.balance import BalanceProblem, plb_total, read_balanced
 from recon.remit.x12 import gc_paused
 
 SHOWN_PROBLEMS = 50
@@ -75,6 +77,8 @@ class FileReport:
     problems: tuple[BalanceProblem, ...]
     summaries: tuple[TransactionSummary, ...]
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Defects read as the payer evidently meant them; shown, but the file may be posted."""
 
     @property
     def ok(self) -> bool:
@@ -102,16 +106,16 @@ def validate_file(path: str | Path, strict: bool = False, *,
     """Read and balance a whole 835 file; never raises for bad content, reports it."""
     name = name if name is not None else Path(path).name
     defects: list[str] = []
+    warnings: list[str] = []
     problems: list[BalanceProblem] = []
     summaries: list[TransactionSummary] = []
     claims = lines = 0
     envelope_error = None
     try:
         with gc_paused():  # see x12.gc_paused: a third of the time otherwise
-            rems = read_835(path, name=name)
-            for rem in rems:
+            for rem, found in read_balanced(path, name=name):
                 defects.extend(rem.defects)
-                found = check_remittance(rem)
+                warnings.extend(rem.warnings)
                 problems.extend(found)
                 claims += len(rem.claims)
                 claims_paid = ZERO
@@ -125,7 +129,7 @@ def validate_file(path: str | Path, strict: bool = False, *,
                 ))
     except RemittanceError as exc:
         envelope_error = exc.message
-    checks = _checks(summaries, problems, defects, envelope_error, claims, lines)
+    checks = _checks(summaries, problems, defects, warnings, envelope_error, claims, lines)
     errors = ([envelope_error] if envelope_error else []) + defects + [p.message for p in problems]
     notes: list[str] = []
     if strict:
@@ -137,12 +141,12 @@ def validate_file(path: str | Path, strict: bool = False, *,
         name, len(summaries), claims, lines,
         sum((s.amount for s in summaries), ZERO), sum((s.claims_paid for s in summaries), ZERO),
         sum((s.plb_total for s in summaries), ZERO), tuple(checks), tuple(errors),
-        tuple(problems), tuple(summaries), tuple(notes),
+        tuple(problems), tuple(summaries), tuple(notes), tuple(warnings),
     )
 
 
 def _checks(summaries: list[TransactionSummary], problems: list[BalanceProblem],
-            defects: list[str], envelope_error: str | None, claims: int,
+            defects: list[str], warnings: list[str], envelope_error: str | None, claims: int,
             lines: int) -> list[CheckResult]:
     by_level = {level: sum(1 for p in problems if p.level == level)
                 for level in ("line", "claim", "file")}
@@ -155,7 +159,8 @@ def _checks(summaries: list[TransactionSummary], problems: list[BalanceProblem],
                     envelope_error or "ISA/GS/ST/SE/GE/IEA counts and control numbers match"),
         CheckResult("content", not defects, len(summaries) + claims + lines, len(defects),
                     f"{len(defects)} missing or invalid values" if defects
-                    else "dates and procedure codes readable"),
+                    else "dates and procedure codes readable"
+                    + (f" ({len(warnings)} read with a warning)" if warnings else "")),
         CheckResult("line", not by_level["line"], lines, by_level["line"],
                     "SVC02 − line CAS = SVC03"),
         CheckResult("claim", not by_level["claim"], claims, by_level["claim"],
@@ -237,6 +242,9 @@ def format_report(report: FileReport) -> str:
     """The report as plain text for the CLI: verdict, totals, checks, then problems."""
     verdict = "OK" if report.ok else f"REJECTED ({len(report.errors)} problem" + \
         ("s)" if len(report.errors) != 1 else ")")
+    if report.warnings:
+        verdict += f" with {len(report.warnings)} warning" + \
+            ("s" if len(report.warnings) != 1 else "")
     out = [
         f"{report.file}: {verdict}",
         f"  {report.transactions} transaction(s), {report.claims} claim(s), "
@@ -257,6 +265,11 @@ def format_report(report: FileReport) -> str:
         failed = f" {c.failed} of {c.checked} failed" if not c.passed else f" {c.checked} checked"
         out.append(f"    {c.name:<8} {status}{failed}: {c.detail}")
     out.extend(f"  note: {n}" for n in report.notes)
+    if report.warnings:
+        out.append("  warnings (read as the payer meant; check them):")
+        out.extend(f"    {w}" for w in report.warnings[:SHOWN_PROBLEMS])
+        if len(report.warnings) > SHOWN_PROBLEMS:
+            out.append(f"    ... {len(report.warnings) - SHOWN_PROBLEMS} more")
     if report.errors:
         out.append("  problems:")
         out.extend(f"    {e}" for e in report.errors[:SHOWN_PROBLEMS])

@@ -96,3 +96,43 @@ def test_raise_if_unbalanced(tmp_path: Path) -> None:
     assert isinstance(info.value, RemittanceError)
     assert info.value.problems == problems
     assert str(info.value).startswith("b.835: ST 0009: file does not balance")
+
+
+def _mutations(text: str, seed: int) -> list[str]:
+    """Copies of ``text`` with one amount of one CLP/SVC/CAS/BPR/PLB segment changed."""
+    import random
+
+    rng = random.Random(seed)
+    parts = text.split("~")
+    money = [(i, k) for i, seg in enumerate(parts)
+             for k in {"CLP": (3, 4), "SVC": (2, 3), "CAS": (3,), "BPR": (2,),
+                       "PLB": (4,)}.get(seg.split("*")[0].strip(), ())]
+    out = []
+    for i, k in rng.sample(money, 25):
+        e = parts[i].split("*")
+        if len(e) <= k:
+            continue
+        e[k] = str(Decimal(e[k]) + Decimal(rng.choice(["0.01", "-1", "7.5"])))
+        copy = list(parts)
+        copy[i] = "*".join(e)
+        out.append("~".join(copy))
+    return out
+
+
+def test_read_balanced_equals_check_remittance(tmp_path: Path) -> None:
+    """The single-pass balancing gives exactly check_remittance's problems, in order."""
+    from recon.remit.balance import read_balanced
+    from recon.remit.generate import generate_835
+
+    text = generate_835(tmp_path / "g.835", n_claims=60, seed=3, transactions=2).path.read_text()
+    variants = [text, *_mutations(text, 1)]
+    failing = 0
+    for k, variant in enumerate(variants):
+        f = tmp_path / f"m{k}.835"
+        f.write_text(variant)
+        pairs = list(read_balanced(f))
+        assert [rem for rem, _ in pairs] == list(read_835(f))
+        for rem, found in pairs:
+            assert found == check_remittance(rem)
+            failing += bool(found)
+    assert failing >= 20  # the mutations really unbalance something
