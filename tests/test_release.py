@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from recon.services import Recon
@@ -30,7 +31,20 @@ def test_idle_release_lets_another_process_open(db: Path) -> None:
         await asyncio.sleep(0)
         recon.close()
 
-    asyncio.run(notebook_turn())
+    # a thread of its own: another test in this worker may have left an event loop running
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(notebook_turn())
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
 
 
 def test_held_outside_a_kernel(db: Path) -> None:
