@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from recon.money import fmt
+from recon.practice import TABLES
 
 FIRST = (
     "Avery",
@@ -110,24 +111,13 @@ def generate_practice(out: Path, size: PracticeSize = DEMO, seed: int = 7, start
             for priority, payer in zip(("primary", "secondary"), payers, strict=False):
                 copay = rng.choice(COPAYS) if rng.random() < 0.2 else ""
                 policies.append((cid, payer[0], f"M{rng.randrange(10**8, 10**9)}", priority, copay))
-    _write(out / "clients.csv", ("client_id", "first_name", "last_name", "date_of_birth", "copay"), clients)
-    _write(out / "client_insurance.csv", ("client_id", "payer_id", "member_id", "priority", "copay"), policies)
+    _write(out / "clients.csv", TABLES["clients"], clients)
+    _write(out / "client_insurance.csv", TABLES["client_insurance"], policies)
     span = max(1, min(365, size.invoices // max(1, size.clients) * 14))
     width = max(4, len(str(size.invoices)))
     _write(
         out / "invoices.csv",
-        (
-            "invoice_id",
-            "client_id",
-            "service_date",
-            "service_code",
-            "units",
-            "fee",
-            "payer_id",
-            "client_amt_due",
-            "ins_amt_due",
-            "claim_id",
-        ),
+        TABLES["invoices"],
         _invoices(rng, clients, size.invoices, start, span, width),
     )
     return out

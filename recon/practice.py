@@ -8,7 +8,6 @@ id already in the ledger with different content is an error, never an overwrite.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from recon.csvfile import check_header, csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount
 from recon.money import ZERO, parse_amount
 
@@ -88,37 +88,9 @@ def read_source(source: Path) -> dict[str, list[Row]]:
     raise InputError(f"{source}: expected a folder of CSV files or an .xlsx workbook")
 
 
-def _check_header(file: str, table: str, header: list[str]) -> list[str]:
-    names = [h.strip().lower() for h in header]
-    missing = [c for c in TABLES[table] if c not in names and c not in OPTIONAL_COLUMNS.get(table, set())]
-    if missing:
-        raise FileFormatError(
-            file, 1, None, f"missing column(s) {', '.join(missing)}; expected header {','.join(TABLES[table])}"
-        )
-    return names
-
-
 def _csv_rows(path: Path, table: str) -> Iterator[Row]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(path.name, None, None, "not UTF-8 text") from exc
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise FileFormatError(path.name, 1, None, f"empty file; expected header {','.join(TABLES[table])}") from None
-    names = _check_header(path.name, table, header)
-    start = reader.line_num + 1
-    for values in reader:
-        line, start = start, reader.line_num + 1
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(names):
-            raise FileFormatError(
-                path.name, line, None, f"{len(values)} fields; expected {len(names)} ({','.join(names)})"
-            )
-        yield Row(path.name, line, dict(zip(names, (v.strip() for v in values), strict=True)))
+    for line, cells in csv_rows(path, TABLES[table], OPTIONAL_COLUMNS.get(table, set())):
+        yield Row(path.name, line, cells)
 
 
 def _xlsx_rows(path: Path) -> dict[str, list[Row]]:
@@ -140,7 +112,7 @@ def _xlsx_rows(path: Path) -> dict[str, list[Row]]:
         header = next(rows, None)
         if header is None:
             raise FileFormatError(where, 1, None, f"empty sheet; expected header {','.join(TABLES[table])}")
-        names = _check_header(where, table, [str(h or "") for h in header])
+        names = check_header(where, header, TABLES[table], OPTIONAL_COLUMNS.get(table, set()))
         out[table] = [
             Row(where, n, dict(zip(names, (_cell_text(v) for v in values), strict=False)))
             for n, values in enumerate(rows, start=2)

@@ -19,7 +19,6 @@ is a deposit, its trace taken from a ``TRN*1*<trace>*...`` in the detail text.
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from recon.csvfile import csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount
 from recon.money import ZERO, fmt, parse_amount
 
@@ -107,32 +107,7 @@ def read_deposits(path: str | Path) -> list[Deposit]:
 
 
 def _csv_deposits(path: Path) -> list[Deposit]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(path.name, None, None, "not UTF-8 text") from exc
-    reader = csv.reader(text.splitlines(keepends=True))
-    header = next(reader, None)
-    if header is None:
-        raise FileFormatError(path.name, 1, None, f"empty file; expected header {','.join(COLUMNS)}")
-    names = [h.strip().lower() for h in header]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise FileFormatError(
-            path.name, 1, None, f"missing column(s) {', '.join(missing)}; expected header {','.join(COLUMNS)}"
-        )
-    out = []
-    start = reader.line_num + 1
-    for values in reader:
-        line, start = start, reader.line_num + 1
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(names):
-            raise FileFormatError(
-                path.name, line, None, f"{len(values)} fields; expected {len(names)} ({','.join(names)})"
-            )
-        cells = dict(zip(names, (v.strip() for v in values), strict=True))
-        out.append(_deposit(path.name, line, cells))
+    out = [_deposit(path.name, line, cells) for line, cells in csv_rows(path, COLUMNS, set(COLUMNS) - set(REQUIRED))]
     if not out:
         raise FileFormatError(path.name, None, None, "no deposits in the file (only a header)")
     return out
