@@ -328,12 +328,17 @@ def _post_staged(recon: Any, poster: Poster, outcome: FileOutcome, user_id: str)
 def _preview(recon: Any, limit: int = PREVIEW_LIMIT) -> list[ClaimPreview]:
     """The first ``limit`` claims of the file with their invoices and adjustments (staged tables)."""
     rows = recon.execute(f"""
-        SELECT c.remittance_id, c.clp01, c.status, c.outcome,
-               coalesce((SELECT string_agg(DISTINCT invoice_id, ', ') FROM m_line l WHERE l.ci = c.ci),
-                        (SELECT string_agg(DISTINCT invoice_id, ', ') FROM m_inv i WHERE i.ci = c.ci), ''),
-               c.charge, c.paid, h.held,
-               coalesce((SELECT string_agg(grp || '-' || reason || ' ' || CAST(amount AS VARCHAR), '; ' ORDER BY k)
-                         FROM s_cas a WHERE a.ci = c.ci), '')
-        FROM m_claim c JOIN m_held h USING (ci)
-        ORDER BY c.ci LIMIT {int(limit)}""").fetchall()
+        WITH top AS (SELECT * FROM m_claim ORDER BY ci LIMIT {int(limit)}),
+             li AS (SELECT ci, string_agg(DISTINCT invoice_id, ', ') AS inv FROM m_line
+                    WHERE ci IN (SELECT ci FROM top) GROUP BY ci),
+             ci_inv AS (SELECT ci, string_agg(DISTINCT invoice_id, ', ') AS inv FROM m_inv
+                        WHERE ci IN (SELECT ci FROM top) GROUP BY ci),
+             adj AS (SELECT ci, string_agg(grp || '-' || reason || ' ' || CAST(amount AS VARCHAR), '; ' ORDER BY k)
+                            AS adj
+                     FROM s_cas WHERE ci IN (SELECT ci FROM top) GROUP BY ci)
+        SELECT c.remittance_id, c.clp01, c.status, c.outcome, coalesce(li.inv, ci_inv.inv, ''),
+               c.charge, c.paid, h.held, coalesce(adj.adj, '')
+        FROM top c JOIN m_held h USING (ci) LEFT JOIN li USING (ci) LEFT JOIN ci_inv USING (ci)
+        LEFT JOIN adj USING (ci)
+        ORDER BY c.ci""").fetchall()
     return [ClaimPreview(*r) for r in rows]
