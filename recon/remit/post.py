@@ -1,9 +1,10 @@
 """Post 835 files to the ledger: each file checked whole, then posted whole or not at all.
 
 Per file, in one database transaction:
-1. read it once, streaming; each transaction (ST) is checked as the gate
-   ``validate_file`` checks it (envelopes while reading, defects, line/claim/file
-   balancing) and staged as Arrow chunks (:mod:`recon.remit.stage`);
+1. read it once, streaming (``read_835_checked``); each transaction (ST) is checked as
+   the gate ``validate_file`` checks it (envelopes while reading, defects, line/claim/
+   file balancing, all in the reading pass) and staged as Arrow chunks
+   (:mod:`recon.remit.stage`);
 2. find the payer (REF*2U, TRN03, N1*PR id or name against ``insurance_providers``)
    and the remittance identity payer + TRN02: seen with the same BPR02 and BPR16 means
    already posted (nothing is staged), with others a conflict (the file is refused);
@@ -28,8 +29,8 @@ from typing import Any
 
 from recon.errors import RemittanceError
 from recon.money import ZERO, fmt
-from recon.remit.balance import check_remittance, plb_total
-from recon.remit.era835 import Remittance, read_835
+from recon.remit.balance import plb_total
+from recon.remit.era835 import Remittance, read_835_checked
 from recon.remit.match import Poster
 from recon.remit.stage import Stager
 from recon.remit.x12 import gc_paused
@@ -178,9 +179,10 @@ def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: 
     payers: list[str] = []
     try:
         with gc_paused():
-            for st, rem in enumerate(read_835(path, name=name), start=1):
-                if rem.defects or check_remittance(rem):
+            for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
+                if rem.defects or imbalances:  # the gate's checks, made in the reading pass
                     raise _bad_file(path, name)
+                outcome.warnings.extend(rem.warnings)  # values the reader repaired, each named
                 outcome.amount += rem.amount
                 outcome.plb_amount += plb_total(rem)
                 traces.append(rem.trace_number)
