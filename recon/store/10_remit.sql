@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS remit_plb (
 -- One row per CLP as posted. outcome: posted | denied | unmatched | not_our_claim |
 -- reversal (undid the claim row named by reverses) | unmatched_reversal.
 CREATE TABLE IF NOT EXISTS remit_claims (
-    claim_posting_id BIGINT PRIMARY KEY,
+    claim_posting_id BIGINT NOT NULL,     -- from the ledger's max + row number
     remittance_id    VARCHAR NOT NULL,
     seq              INTEGER NOT NULL,      -- order in the transaction
     claim_id         VARCHAR NOT NULL,      -- CLP01
@@ -60,8 +60,6 @@ CREATE TABLE IF NOT EXISTS remit_claims (
     held_amount      DECIMAL(18,2) NOT NULL, -- part of the remittance's unmatched_amount
     reverses         BIGINT
 );
-CREATE INDEX IF NOT EXISTS remit_claims_claim ON remit_claims (claim_id);
-CREATE INDEX IF NOT EXISTS remit_claims_remittance ON remit_claims (remittance_id);
 
 CREATE TABLE IF NOT EXISTS remit_lines (
     claim_posting_id BIGINT NOT NULL,
@@ -90,7 +88,6 @@ CREATE TABLE IF NOT EXISTS remit_entries (
     entry_kind       VARCHAR NOT NULL,      -- allocation | adjustment | due_change
     entry_id         BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS remit_entries_claim ON remit_entries (claim_posting_id);
 
 CREATE TABLE IF NOT EXISTS exceptions (
     exception_id     VARCHAR PRIMARY KEY,
@@ -116,7 +113,7 @@ CREATE TABLE IF NOT EXISTS exception_invoices (
 );
 
 CREATE TABLE IF NOT EXISTS exception_actions (
-    action_id    BIGINT PRIMARY KEY,
+    action_id    BIGINT NOT NULL,
     exception_id VARCHAR NOT NULL,
     action       VARCHAR NOT NULL,          -- matched | appeal | write_off | note
     invoice_id   VARCHAR,

@@ -21,6 +21,7 @@ import duckdb
 from recon.errors import LedgerError
 
 DEFAULT_DB = Path("data") / "recon.duckdb"
+CHECKPOINT_THRESHOLD = "256MB"
 ALIAS = "ledger"
 
 
@@ -59,6 +60,9 @@ def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
     file between actions, so the CLI or another notebook can use the same ledger.
     """
     con = duckdb.connect(":memory:")
+    # A commit is durable in the write-ahead log; folding the log into the file (a
+    # checkpoint) is left to release/close instead of the commit of a large 835 file.
+    con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
     if key:
         try:
             con.execute(f"LOAD '{_httpfs_extension()}'")
