@@ -183,7 +183,9 @@ class InsurancePaymentForm(w.VBox):
         self.payment_number.add_class("recon-payment-number")
         self.notes = w.Textarea(description="Notes", style=STYLE, layout=w.Layout(width="480px"))
         self.notes.add_class("recon-notes")
-        self.record_button = w.Button(description=RECORD, button_style="primary", icon="check")
+        self.record_button = w.Button(
+            description=RECORD, button_style="primary", icon="check", layout=w.Layout(width="auto", min_width="160px")
+        )
         self.record_button.add_class("recon-record-payment")
         self.cancel_button = w.Button(description="Cancel")
         self.cancel_button.add_class("recon-cancel-payment")
