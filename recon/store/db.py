@@ -102,7 +102,7 @@ def _quote(text: str) -> str:
 def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
     text = str(exc)
     if "without a key" in text:
-        return f"The ledger {path} is encrypted: set RECON_DB_KEY (or pass --key-env) to open it"
+        return f"The ledger {path} is encrypted: set RECON_DB_KEY to its key to open it"
     if "Wrong encryption key" in text:
         return f"The ledger {path} could not be opened: the encryption key is wrong"
     if "is not encrypted" in text:
