@@ -48,7 +48,6 @@ TEN_MB_CLAIMS = 31_000
 MILLION = 1_000_000
 FILES = 32
 PAYER = "87726"
-MEMORY_LIMIT = "300MB"
 
 
 def peak_mb() -> float:
@@ -198,12 +197,11 @@ def million_child(practice: Path, files: list[Path]) -> None:
         last = now
         rss.append(rss_mb())
 
-    recon = Recon.open(ledger)
-    # Committed rows stay in memory until the write-ahead log is checkpointed (recon
-    # lets it grow to 256 MB so that no commit checkpoints inline); a memory limit makes
-    # DuckDB keep its caches within bounds instead of growing up to that point.
-    recon.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-    print(f"1,000,000 claims over {len(files)} files, DuckDB memory_limit {MEMORY_LIMIT}: {load()}")
+    recon = Recon.open(ledger)  # memory_limit and checkpoint_threshold as recon sets them (recon/store/db.py)
+    limit = recon.one("SELECT current_setting('memory_limit')")[0]
+    threshold = recon.one("SELECT current_setting('checkpoint_threshold')")[0]
+    print(f"1,000,000 claims over {len(files)} files in one post_remittances call (reader process ahead), "
+          f"DuckDB memory_limit {limit}, checkpoint_threshold {threshold}: {load()}")
     start = last = time.perf_counter()
     report = post_remittances(recon, files, "ana", progress=progress)
     elapsed = time.perf_counter() - start
@@ -219,6 +217,8 @@ def million_child(practice: Path, files: list[Path]) -> None:
           + f"; peak {peak_mb():.0f} MB")
     print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks)
           + f"; {load()}")
+    print("  per file (s): " + " ".join(f"{v:.2f}" for v in seconds))
+    print("  RSS per file (MB): " + " ".join(f"{v:.0f}" for v in rss))
 
 
 def main() -> None:

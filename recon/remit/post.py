@@ -13,6 +13,11 @@ Per file, in one database transaction:
 If anything fails the transaction is rolled back and, for a bad file, ``validate_file``
 is run to give the analyst the complete list of problems.
 
+A batch (several files) is pipelined: a reader process reads, checks and formats the
+staged text of the next files while this process posts the current one
+(:func:`_post_pipelined`, :mod:`recon.remit.prepare`); each file is still posted in
+its own transaction, in order, with the same checks and outcomes.
+
 Outcome statuses, in order of precedence: ``rejected`` (cannot be read, does not
 balance, unknown payer), ``conflict`` (a TRN02 already posted with other content),
 ``already_posted`` (every transaction was posted before), ``dry_run``, ``posted``.
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +40,7 @@ from recon.money import ZERO, fmt
 from recon.remit.balance import plb_total
 from recon.remit.era835 import Remittance, read_835_checked
 from recon.remit.match import Poster
+from recon.remit.prepare import Header, Prepared
 from recon.remit.stage import Stager
 from recon.remit.x12 import gc_paused
 from recon.rules.permissions import require_billing
@@ -102,6 +110,10 @@ class BatchReport:
         return all(f.ok for f in self.files)
 
 
+class _Reread(Exception):
+    """The prepared file cannot be used as it is: read it in process (nothing was written)."""
+
+
 class _Refused(Exception):
     def __init__(self, status: str, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
@@ -129,6 +141,10 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
         require_billing(recon.user(user_id), "post remittances")
     codes = write_off_codes(auto_write_off)
     report = BatchReport()
+    paths = list(paths)
+    if len(paths) > 1:
+        _post_pipelined(recon, paths, user_id, dry_run, codes, report, progress)
+        return report
     for done, path in enumerate(paths, start=1):
         report.files.append(post_file(recon, path, user_id, dry_run=dry_run, write_off=codes))
         if progress is not None:
@@ -136,9 +152,80 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
     return report
 
 
+def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: str, dry_run: bool,
+                    codes: frozenset[str], report: BatchReport, progress: Progress | None) -> None:
+    """Post ``paths`` in order while a reader process prepares the next files (:mod:`recon.remit.prepare`).
+
+    Reading (pure Python) and posting (DuckDB, which re-takes the GIL) do not overlap
+    in threads, so the reading runs in a ``spawn``-ed process (a fork of a process
+    with DuckDB open is unsafe). The first file is read here while that process
+    starts and reads the second. At most two files are prepared ahead (their staged
+    text on disk, in folders this function owns and always removes). Each file is
+    still posted in its own transaction with every check of :func:`post_file`; a file
+    the reader could not prepare, or a reader that failed, is read in process.
+    """
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from recon.remit.prepare import prepare_file
+
+    pool: ProcessPoolExecutor | None = None
+    with contextlib.suppress(Exception):  # no process can be started: read every file in process
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    futures: dict[int, Future[Prepared]] = {}
+    folders: dict[int, str] = {}
+
+    def submit(i: int) -> None:
+        nonlocal pool
+        if pool is None or i >= len(paths):
+            return
+        folders[i] = tempfile.mkdtemp(prefix="recon-prepare-")
+        try:
+            futures[i] = pool.submit(prepare_file, os.fspath(paths[i]), Path(paths[i]).name, folders[i])
+        except Exception:  # a broken pool: the remaining files are read in process
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+
+    try:
+        submit(1)  # the first file is read here while the reader process starts and reads the second
+        submit(2)
+        for i, path in enumerate(paths):
+            prepared: Prepared | None = None
+            future = futures.pop(i, None)
+            if future is not None:
+                try:
+                    prepared = future.result()
+                except Exception:  # the reader process died: this file is read in process
+                    prepared = None
+            if i:
+                submit(i + 2)
+            try:
+                report.files.append(post_file(recon, path, user_id, dry_run=dry_run, write_off=codes,
+                                              prepared=prepared))
+            finally:
+                if i in folders:
+                    shutil.rmtree(folders.pop(i), ignore_errors=True)
+            if progress is not None:
+                progress(i + 1, len(paths), str(path))
+    finally:
+        for future in futures.values():
+            future.cancel()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
-              write_off: Iterable[str] = DEFAULT_WRITE_OFF) -> FileOutcome:
-    """One file, one transaction (see the module docstring for the steps)."""
+              write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None) -> FileOutcome:
+    """One file, one transaction (see the module docstring for the steps).
+
+    ``prepared``: the file as a reader process read and formatted it (a batch); when
+    it says the file must be read here, or when only some of its transactions are new
+    (its chunks were cut for all of them), the file is read in process instead.
+    """
+    if prepared is not None and prepared.in_process:
+        prepared = None
     from recon.services import now
 
     name = Path(path).name
@@ -151,7 +238,10 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off)
             poster.prepare()
             stager = Stager(con, after=poster.chunk)
-            new = _read_and_stage(recon, Path(path), name, stager, outcome)
+            if prepared is None:
+                new = _read_and_stage(recon, Path(path), name, stager, outcome)
+            else:
+                new = _stage_prepared(recon, prepared, name, stager, outcome)
             if new:
                 _post_staged(recon, poster, outcome, user_id)
             elif outcome.remittance_ids:
@@ -163,12 +253,19 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             outcome.status, outcome.message, outcome.problems = refused.status, refused.message, refused.problems
             outcome.claims = []
             return outcome
+        except _Reread:
+            con.execute("ROLLBACK")
+            reread = True
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        else:
+            reread = False
         finally:
             if stager is not None:
                 stager.close()
+        if reread:
+            return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off)
         if dry_run or outcome.status != "posted":
             con.execute("ROLLBACK")
         else:
@@ -196,59 +293,114 @@ def _single_threaded(con: Any) -> Iterator[None]:
 
 def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: FileOutcome) -> int:
     """Read, check and stage every transaction; returns how many are new."""
-    rows: list[list[Any]] = []
-    seen: dict[tuple[str, str], Remittance] = {}
-    unknown: list[str] = []
-    conflicts: list[str] = []
-    traces: list[str] = []
-    payers: list[str] = []
+
+    def transactions() -> Iterator[tuple[int, Remittance, Decimal]]:
+        for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
+            if rem.defects or imbalances:  # the gate's checks, made in the reading pass
+                raise _bad_file(path, name)
+            yield st, rem, plb_total(rem)
+
     try:
         with gc_paused():
-            for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
-                if rem.defects or imbalances:  # the gate's checks, made in the reading pass
-                    raise _bad_file(path, name)
-                outcome.warnings.extend(rem.warnings)  # values the reader repaired, each named
-                outcome.amount += rem.amount
-                outcome.plb_amount += plb_total(rem)
-                traces.append(rem.trace_number)
-                payer = _payer(recon, rem)
-                if payer is None:
-                    unknown.append(_ids(rem))
-                    continue
-                payers.append(payer[0])
-                key = (payer[0], rem.trace_number)
-                done = _already(recon, key, rem, seen.get(key), conflicts)
-                seen.setdefault(key, rem)
-                if done is not None:
-                    if not done.startswith("("):
-                        outcome.remittance_ids.append(done)
-                    outcome.warnings.append(f"ST {rem.envelope.transaction_control}: remittance {key[0]} trace "
-                                            f"{key[1]} was already posted ({done}); nothing of it was posted again")
-                    continue
-                if conflicts or unknown:
-                    continue
-                rid = _next_id(recon)
-                outcome.remittance_ids.append(rid)
-                if rem.notification_only:
-                    outcome.warnings.append(f"ST {rem.envelope.transaction_control}: BPR01 = H (notification "
-                                            f"only): claims are posted, BPR02 {fmt(rem.amount)} expects no deposit")
-                rows.append([st, rid, payer[0], rem.trace_number, rem.method, rem.handling_code, rem.amount,
-                             rem.payment_date, name, rem.payer_name, payer[1], rem.envelope.transaction_control,
-                             len(rem.claims)])
-                stager.add(st, rem)
-            outcome.trace_number = ", ".join(dict.fromkeys(traces))
-            outcome.payer_id = ", ".join(dict.fromkeys(payers))
-            if unknown:
-                raise _Refused("rejected", "unknown payer: no insurance provider matches " + "; ".join(unknown)
-                               + f"; add or map the payer (insurance_providers.payer_identifier) and post {name} "
-                               "again; nothing was posted")
-            if conflicts:
-                raise _Refused("conflict", "; ".join(conflicts) + f"; nothing of {name} was posted", conflicts)
+            rows = _check_transactions(recon, name, transactions(), outcome, stager.add)
             stager.flush()
     except RemittanceError as exc:  # the reader refused the file (envelope, truncation, a bad value)
         raise _bad_file(path, name, exc.message) from exc
     _stage_remittances(stager.con, rows)
     return len(rows)
+
+
+def _stage_prepared(recon: Any, prepared: Prepared, name: str, stager: Stager, outcome: FileOutcome) -> int:
+    """``_read_and_stage`` for a file a reader process read: the same checks, its chunk files loaded.
+
+    Its chunks number the claims of every transaction, so they serve when all are new
+    (or none, nothing staged); with only some new the file is read again here
+    (decided before any remittance id is drawn, so ids are the same as in process).
+    """
+    headers = prepared.headers
+    if not _all_or_none_new(recon, headers):
+        raise _Reread
+    rows = _check_transactions(recon, name, ((st, h, h.plb) for st, h in enumerate(headers, start=1)), outcome,
+                               lambda st, rem: None)
+    if rows:
+        for lo, hi, files in prepared.chunks:
+            stager.load_files(lo, hi, files)
+    _stage_remittances(stager.con, rows)
+    return len(rows)
+
+
+def _all_or_none_new(recon: Any, headers: Sequence[Header]) -> bool:
+    """True unless the file would be posted with only some of its transactions (no refusal among them)."""
+    seen: dict[tuple[str, str], Header] = {}
+    scratch: list[str] = []
+    new = 0
+    for h in headers:
+        payer = _payer(recon, h)
+        if payer is None:
+            return True  # refused as a whole
+        key = (payer[0], h.trace_number)
+        done = _already(recon, key, h, seen.get(key), scratch)
+        seen.setdefault(key, h)
+        new += done is None
+    return bool(scratch) or new in (0, len(headers))
+
+
+def _check_transactions(recon: Any, name: str, transactions: Iterable[tuple[int, Any, Decimal]],
+                        outcome: FileOutcome, stage: Callable[[int, Any], None]) -> list[list[Any]]:
+    """Payer, already posted or conflicting, remittance ids; ``stage`` each new transaction.
+
+    ``transactions``: (ST number, Remittance or prepared Header, Σ PLB). Returns the
+    ``s_rem`` rows; raises ``_Refused`` for an unknown payer or a conflict.
+    """
+    rows: list[list[Any]] = []
+    seen: dict[tuple[str, str], Any] = {}
+    unknown: list[str] = []
+    conflicts: list[str] = []
+    traces: list[str] = []
+    payers: list[str] = []
+    for st, rem, plb in transactions:
+        outcome.warnings.extend(rem.warnings)  # values the reader repaired, each named
+        outcome.amount += rem.amount
+        outcome.plb_amount += plb
+        traces.append(rem.trace_number)
+        payer = _payer(recon, rem)
+        if payer is None:
+            unknown.append(_ids(rem))
+            continue
+        payers.append(payer[0])
+        key = (payer[0], rem.trace_number)
+        done = _already(recon, key, rem, seen.get(key), conflicts)
+        seen.setdefault(key, rem)
+        if done is not None:
+            if not done.startswith("("):
+                outcome.remittance_ids.append(done)
+            outcome.warnings.append(f"ST {rem.envelope.transaction_control}: remittance {key[0]} trace "
+                                    f"{key[1]} was already posted ({done}); nothing of it was posted again")
+            continue
+        if conflicts or unknown:
+            continue
+        rid = _next_id(recon)
+        outcome.remittance_ids.append(rid)
+        if rem.notification_only:
+            outcome.warnings.append(f"ST {rem.envelope.transaction_control}: BPR01 = H (notification "
+                                    f"only): claims are posted, BPR02 {fmt(rem.amount)} expects no deposit")
+        rows.append([st, rid, payer[0], rem.trace_number, rem.method, rem.handling_code, rem.amount,
+                     rem.payment_date, name, rem.payer_name, payer[1], rem.envelope.transaction_control,
+                     _n_claims(rem)])
+        stage(st, rem)
+    outcome.trace_number = ", ".join(dict.fromkeys(traces))
+    outcome.payer_id = ", ".join(dict.fromkeys(payers))
+    if unknown:
+        raise _Refused("rejected", "unknown payer: no insurance provider matches " + "; ".join(unknown)
+                       + f"; add or map the payer (insurance_providers.payer_identifier) and post {name} "
+                       "again; nothing was posted")
+    if conflicts:
+        raise _Refused("conflict", "; ".join(conflicts) + f"; nothing of {name} was posted", conflicts)
+    return rows
+
+
+def _n_claims(rem: Remittance | Header) -> int:
+    return rem.n_claims if isinstance(rem, Header) else len(rem.claims)
 
 
 def _bad_file(path: Path, name: str, first: str | None = None) -> _Refused:
@@ -261,14 +413,14 @@ def _bad_file(path: Path, name: str, first: str | None = None) -> _Refused:
     return _Refused("rejected", f"{problems[0]}{more}; nothing of {name} was posted", problems)
 
 
-def _ids(rem: Remittance) -> str:
+def _ids(rem: Remittance | Header) -> str:
     parts = [f"REF*2U {rem.payer_ref_id!r}" if rem.payer_ref_id else "no REF*2U",
              f"TRN03 {rem.originator_id!r}" if rem.originator_id else "no TRN03",
              f"N1*PR {rem.payer_name!r}" + (f" id {rem.payer_n1_id!r}" if rem.payer_n1_id else "")]
     return f"ST {rem.envelope.transaction_control} (trace {rem.trace_number}): " + ", ".join(parts)
 
 
-def _payer(recon: Any, rem: Remittance) -> tuple[str, str] | None:
+def _payer(recon: Any, rem: Remittance | Header) -> tuple[str, str] | None:
     """(payer_id, the id that matched) by REF*2U, then TRN03 (with or without its leading 1), N1*PR."""
     candidates = [rem.payer_ref_id, rem.originator_id]
     if len(rem.originator_id) == 10 and rem.originator_id.startswith("1"):
@@ -290,7 +442,7 @@ def _payer(recon: Any, rem: Remittance) -> tuple[str, str] | None:
     return None
 
 
-def _already(recon: Any, key: tuple[str, str], rem: Remittance, earlier: Remittance | None,
+def _already(recon: Any, key: tuple[str, str], rem: Remittance | Header, earlier: Remittance | Header | None,
              conflicts: list[str]) -> str | None:
     """The remittance id when payer + TRN02 was posted with the same BPR02 and BPR16."""
     if earlier is not None:  # twice in one file

@@ -65,7 +65,8 @@ class Stager:
     ``flush`` loads what is still buffered; ``close`` removes the scratch files.
     """
 
-    def __init__(self, con: Any, *, after: After | None = None, chunk_rows: int | None = None) -> None:
+    def __init__(self, con: Any, *, after: After | None = None, chunk_rows: int | None = None,
+                 folder: str | None = None) -> None:
         self.con = con
         self.after = after
         self.chunk_rows = chunk_rows or CHUNK_ROWS
@@ -77,10 +78,11 @@ class Stager:
         self.cas = 0
         self.first_cas = 0  # the last CAS key before the buffered claims
         self.chunks = 0
-        self.folder = tempfile.mkdtemp(prefix="recon-stage-")
-        con.execute(";\n".join(
-            f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {sql}' for name, sql in spec)})"
-            for table, spec in TABLES.items()))
+        self.folder = folder or tempfile.mkdtemp(prefix="recon-stage-")
+        if con is not None:  # None: a TextStager, which only writes the files (in a reader process)
+            con.execute(";\n".join(
+                f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {sql}' for name, sql in spec)})"
+                for table, spec in TABLES.items()))
 
     def add(self, st: int, rem: Remittance) -> None:
         """Append one remittance's claims, lines, adjustments and PLB."""
@@ -118,33 +120,47 @@ class Stager:
         self.chunks += 1
         self._load(chunk, self.chunks)
 
-    def _load(self, chunk: _Chunk, number: int) -> None:
-        statements = []
+    def _files(self, chunk: _Chunk, number: int) -> dict[str, str] | None:
+        """Write the chunk's text files (table -> path); None when a value needs the exact path."""
+        files: dict[str, str] = {}
         for table, spec in TABLES.items():
             path = os.path.join(self.folder, f"{number}_{table}.txt")
             if table == "s_plb":
-                rows = chunk.plb
-                if rows and _write_rows(path, rows, len(spec)):
-                    statements.append(f"INSERT INTO {table} SELECT * FROM {_read_csv(path, spec)}")
-                elif rows:
-                    _insert_arrow(self.con, table, spec, rows)
-            elif chunk.lines[table] and not chunk.fallback:
-                if _write_lines(path, chunk.lines[table], len(spec)):
-                    statements.append(f"INSERT INTO {table} SELECT * FROM {_read_csv(path, spec)}")
-                else:  # a value holds a separator, a line break or the null marker: stage exactly
-                    chunk.fallback = True
-        if chunk.fallback:
+                if chunk.plb and not _write_rows(path, chunk.plb, len(spec)):
+                    return None
+                if chunk.plb:
+                    files[table] = path
+            elif chunk.lines[table]:
+                if not _write_lines(path, chunk.lines[table], len(spec)):
+                    return None  # a value holds a separator, a line break or the null marker
+                files[table] = path
+        return files
+
+    def _load(self, chunk: _Chunk, number: int) -> None:
+        files = self._files(chunk, number)
+        if files is None:  # stage exactly whatever the values contain
+            chunk.fallback = True
             for table, rows in chunk.rows().items():
                 if rows:
                     _insert_arrow(self.con, table, TABLES[table], rows)
-            statements = [s for s in statements if "INSERT INTO s_plb" in s]
-        if self.after is not None and chunk.hi > chunk.lo:
-            statements.append(self.after(chunk.lo, chunk.hi))
-        if statements:
-            self.con.execute(";\n".join(statements))
-        for table in TABLES:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.folder, f"{number}_{table}.txt"))
+            if chunk.plb:
+                _insert_arrow(self.con, "s_plb", TABLES["s_plb"], chunk.plb)
+            files = {}
+        self.load_files(chunk.lo, chunk.hi, files)
+
+    def load_files(self, lo: int, hi: int, files: dict[str, str]) -> None:
+        """Load a chunk's text files (claims ``lo < ci <= hi``), run ``after`` on it, remove the files."""
+        statements = [f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}"
+                      for table, path in files.items()]
+        if self.after is not None and hi > lo:
+            statements.append(self.after(lo, hi))
+        try:
+            if statements:
+                self.con.execute(";\n".join(statements))
+        finally:
+            for path in files.values():
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
     def flush(self) -> None:
         """Load everything still buffered."""
@@ -236,3 +252,25 @@ def _insert_arrow(con: Any, table: str, spec: tuple[tuple[str, str], ...], rows:
         con.execute(f"INSERT INTO {table} SELECT * FROM stage_chunk")
     finally:
         con.unregister("stage_chunk")
+
+
+class TextStager(Stager):
+    """A Stager without a database: it only writes each chunk's text files into ``folder``.
+
+    Runs in a reader process (:mod:`recon.remit.prepare`) while the parent posts
+    another file; the parent loads the files with :meth:`Stager.load_files`, chunk
+    by chunk as they were cut. ``exact`` is set when a chunk's values cannot be
+    written as text (the parent then reads that file itself, the exact way).
+    """
+
+    def __init__(self, folder: str, *, chunk_rows: int | None = None) -> None:
+        super().__init__(None, chunk_rows=chunk_rows, folder=folder)
+        self.written: list[tuple[int, int, dict[str, str]]] = []  # (lo, hi, table -> path)
+        self.exact = False
+
+    def _load(self, chunk: _Chunk, number: int) -> None:
+        files = self._files(chunk, number)
+        if files is None:
+            self.exact = True
+            files = {}
+        self.written.append((chunk.lo, chunk.hi, files))

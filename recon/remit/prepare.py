@@ -1,0 +1,89 @@
+"""Read, balance and stage-format one 835 file in a reader process, for a posting batch.
+
+``post_remittances`` with several files posts file k in DuckDB while a reader
+process (``spawn``: never a fork of a process that has DuckDB open) prepares file
+k+1 with :func:`prepare_file`: the reading pass (``read_835_checked``, the gate's
+checks) and the staged rows as the delimited text chunk files of
+:class:`recon.remit.stage.TextStager`, written into a folder the parent owns. What
+comes back is small and picklable (:class:`Prepared`): one :class:`Header` per
+transaction, the chunks' file names, and the reason the parent must read the file
+itself when it must (a bad file, a value text cannot carry, an unexpected error),
+so that every refusal is produced by the in-process path exactly as for one file.
+The claims themselves travel only through the files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from recon.errors import RemittanceError
+from recon.remit.balance import plb_total
+from recon.remit.era835 import Envelope, read_835_checked
+from recon.remit.stage import TextStager
+from recon.remit.x12 import gc_paused
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What posting needs of one transaction besides its claims (the Remittance fields of the same names)."""
+
+    envelope: Envelope
+    handling_code: str
+    amount: Decimal
+    method: str
+    payment_date: date | None
+    trace_number: str
+    originator_id: str
+    payer_name: str
+    payer_ref_id: str
+    payer_n1_id: str
+    n_claims: int
+    plb: Decimal
+    warnings: tuple[str, ...]
+
+    @property
+    def notification_only(self) -> bool:
+        return self.handling_code == "H"
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One file as a reader process left it: headers, chunk files (lo, hi, table -> path) or a reason."""
+
+    headers: list[Header] = field(default_factory=list)
+    chunks: list[tuple[int, int, dict[str, str]]] = field(default_factory=list)
+    in_process: str = ""  # non-empty: the parent reads the file itself (and refuses it, when bad)
+
+
+def prepare_file(path: str | os.PathLike[str], name: str, folder: str, chunk_rows: int | None = None) -> Prepared:
+    """Read and check ``path``; write its staged text into ``folder``. Never raises."""
+    try:
+        return _prepare(Path(path), name, folder, chunk_rows)
+    except RemittanceError as exc:
+        return Prepared(in_process=f"refused by the reader: {exc.message}")
+    except Exception as exc:  # any error comes back as data; the parent reads the file itself
+        return Prepared(in_process=f"reader error: {type(exc).__name__}: {exc}")
+
+
+def _prepare(path: Path, name: str, folder: str, chunk_rows: int | None) -> Prepared:
+    stager = TextStager(folder, chunk_rows=chunk_rows)
+    out = Prepared()
+    with gc_paused():
+        for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
+            if rem.defects or imbalances:
+                return Prepared(in_process="the file does not pass validation")
+            out.headers.append(Header(rem.envelope, rem.handling_code, rem.amount, rem.method, rem.payment_date,
+                                      rem.trace_number, rem.originator_id, rem.payer_name, rem.payer_ref_id,
+                                      rem.payer_n1_id, len(rem.claims), plb_total(rem), tuple(rem.warnings)))
+            stager.add(st, rem)
+            if stager.exact:
+                return Prepared(in_process="a value needs the exact staging path")
+        stager.flush()
+    if stager.exact:
+        return Prepared(in_process="a value needs the exact staging path")
+    out.chunks = stager.written
+    return out
