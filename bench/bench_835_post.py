@@ -213,8 +213,9 @@ def million_child(practice: Path, files: list[Path]) -> None:
     print(f"  posted {claims:,} claim rows in {elapsed:.1f} s ({claims / elapsed:,.0f} claims/s); "
           f"checkpoint at close {closing:.1f} s")
     marks = [k for k in (1, 8, 16, len(files)) if k <= len(files)]
+    reader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the reader process, joined
     print("  RSS after file " + ", ".join(f"{k}: {rss[k - 1]:.0f} MB" for k in marks)
-          + f"; peak {peak_mb():.0f} MB")
+          + f"; peak {peak_mb():.0f} MB; reader process peak {reader:.0f} MB")
     print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks)
           + f"; {load()}")
     print("  per file (s): " + " ".join(f"{v:.2f}" for v in seconds))
