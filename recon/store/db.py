@@ -91,6 +91,11 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None) -> None:
     """Attach the ledger file as the session's default catalog (schema brought up to date)."""
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Spills beside the ledger (not in whatever folder the caller runs from), and
+        # encrypted like the ledger: a spilled page may hold PHI.
+        con.execute(f"SET temp_directory = {_quote(str(path) + '.tmp')}")
+        if key:
+            con.execute("SET temp_file_encryption = true")
     try:
         if key:
             con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS} (ENCRYPTION_KEY {_quote(key)})")
