@@ -498,9 +498,9 @@ class Recon:
             ("audit_log", "audit_id"),
         ):
             yield name, self.arrow(f"SELECT * FROM {name} ORDER BY {order}")
-        from recon import extensions
+        from recon.remit.reconcile import export_tables  # the ERA and bank side
 
-        yield from extensions.export_tables(self)
+        yield from export_tables(self)
 
 
 def _in_kernel() -> bool:

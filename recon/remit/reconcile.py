@@ -5,16 +5,12 @@ tables (``remittances``, ``remit_claims``, ``exceptions``) together with the ban
 side (``deposits`` and the reconciliation views of ``15_deposits.sql``); keeping
 that union in one place means the CLI, the widget, the reports and the export show
 the same worklist.
-
-Importing this module registers the export tables (``recon.extensions``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-
-from recon import extensions
 
 WORKLIST_SQL = """
 SELECT exception_id, kind, remittance_id, trace_number, payer_id, claim_id, amount, reason,
@@ -78,5 +74,3 @@ def export_tables(recon: Any) -> Iterator[tuple[str, Any]]:
             continue
         yield name, table
 
-
-extensions.register_export(export_tables)
