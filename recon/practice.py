@@ -214,6 +214,12 @@ def validate(
         if old is not None and old != record:
             first = where[(table, key)]
             raise row.err(None, f"duplicate id {_show(key)} with different content than line {first.line}")
+        stored = existing[table].get(key)
+        if stored is not None and stored != record:
+            raise row.err(
+                None,
+                f"{_show(key)} is already in the ledger with different content; recon never overwrites a loaded record",
+            )
         out[table][key] = record
         where[(table, key)] = row
 
@@ -331,16 +337,6 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
         key = (lambda r: (r[0], r[1])) if table == "client_insurance" else (lambda r: r[0])
         existing[table] = {key(r): tuple(r) for r in rows}
     records = validate(tables, existing)
-    rows_by_key = {
-        (
-            t,
-            (r.cells.get("client_id"), r.cells.get("payer_id"))
-            if t == "client_insurance"
-            else r.cells.get(TABLES[t][0]),
-        ): r
-        for t, rs in tables.items()
-        for r in rs
-    }
     added: dict[str, int] = {}
     unchanged: dict[str, int] = {}
     new: dict[str, list[tuple[Any, ...]]] = {}
@@ -350,14 +346,6 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
             old = existing[table].get(key)
             if old is None:
                 new[table].append(rec)
-            elif old != rec:
-                row = rows_by_key.get((table, key))
-                where = row.err(None, "") if row else None
-                prefix = f"{where.file}:{where.line}: " if where else ""
-                raise InputError(
-                    f"{prefix}{_show(key)} is already in the ledger with different content; "
-                    "recon never overwrites a loaded record"
-                )
         added[table] = len(new[table])
         unchanged[table] = len(recs) - len(new[table])
     with recon.transaction():
