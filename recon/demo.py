@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recon.money import fmt
 from recon.practice import TABLES
+from recon.store import queries
+
+if TYPE_CHECKING:
+    from recon.services import Recon
 
 FIRST = (
     "Avery",
@@ -172,12 +177,14 @@ def ensure_demo_ledger(db_path: str | Path | None = None, rebuild: bool = False)
     return path
 
 
-def _demo_payments(recon: object) -> list[str]:
+def _demo_payments(recon: Recon) -> list[str]:
     """A few payments through the public API, keyed so a second run records nothing."""
     from recon.model import InvoicePick, PaymentMethod, PaymentRequest
-    from recon.services import Recon
 
-    assert isinstance(recon, Recon)
+    # the requests are chosen from the open invoices, which the first run changes:
+    # once the demo's payments exist, a re-run leaves them be
+    if recon.one("SELECT 1 FROM payments WHERE idempotency_key LIKE 'demo-%' LIMIT 1"):
+        return []
     ids = []
     clients = recon.con.execute(
         """SELECT ci.client_id, ci.payer_id FROM client_insurance ci
@@ -232,9 +239,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
     path = ensure_demo_ledger(db_path, rebuild)
     with Recon.open(path) as recon:
         totals = recon.con.execute(
-            """SELECT count(*), sum(fee), sum(ins_amt_paid), sum(balance) FROM ({})""".format(
-                __import__("recon.store.queries", fromlist=["ledger_sql"]).ledger_sql()
-            )
+            f"SELECT count(*), sum(fee), sum(ins_amt_paid), sum(balance) FROM ({queries.ledger_sql()})"
         ).fetchone()
         pays = recon.con.execute(
             "SELECT count(*), coalesce(sum(amount), 0) FROM payments WHERE reverses IS NULL"
@@ -242,7 +247,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
         clients = recon.con.execute("SELECT count(*) FROM clients").fetchone()
         recent = recon.arrow(
             "SELECT payment_id, client_id, payer_id, method, payment_number, amount, applied, unapplied "
-            f"FROM ({__import__('recon.store.queries', fromlist=['payments_sql']).payments_sql()}) "
+            f"FROM ({queries.payments_sql()}) "
             "ORDER BY payment_id DESC LIMIT 5"
         )
     from recon.output import render

@@ -105,3 +105,12 @@ def test_encrypted_ledger(tmp_path: Path, practice_dir: Path, monkeypatch: pytes
     assert run.returncode == 1 and "Traceback" not in run.stderr and "encrypted" in run.stderr
     with Recon.open(db, key=env["RECON_DB_KEY"]) as recon:
         assert recon.client("C1").name == "Avery Chen"
+
+
+def test_demo_runs_twice(tmp_path: Path) -> None:
+    from recon.demo import run_demo
+
+    first = run_demo(tmp_path / "demo.duckdb")
+    second = run_demo(tmp_path / "demo.duckdb")
+    assert "3 insurance payments recorded" in first
+    assert "3 insurance payments recorded" in second
