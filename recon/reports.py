@@ -1,5 +1,5 @@
 """Reports a billing lead reads: A/R aging by payer, payments by method and payer,
-unapplied credit by client — SQL over the ledger, returned as exact DataFrames.
+unapplied credit by client, credit balances — SQL over the ledger, returned as exact DataFrames.
 
 Every money column stays DECIMAL(18,2) (a pandas ``ArrowDtype`` decimal), because
 these tables are read against bank statements and must add up to the cent. The
@@ -12,6 +12,7 @@ thousands of invoices reports as quickly as the demo.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -43,6 +44,10 @@ def ar_aging(recon: Any, as_of: date | None = None) -> Any:
     (``responsibility`` 'client'). Age is days from the service date to ``as_of``;
     invoices with a later service date are left out. Open amounts are the ledger
     as it stands now (payments recorded after ``as_of`` count as paid).
+
+    Only amounts still owed are aged: an overpaid side of an invoice (a negative open
+    amount) is a credit balance, listed by :func:`credit_balances`, never netted into
+    a bucket where it would hide both the credit and the money still owed.
     """
     as_of = as_of or date.today()
     sql = f"""
@@ -55,9 +60,9 @@ def ar_aging(recon: Any, as_of: date | None = None) -> Any:
         FROM l WHERE service_date <= CAST($as_of AS DATE)),
     items AS (
         SELECT 'insurance' AS responsibility, payer_id, ins_open AS amount, age
-        FROM open_items WHERE ins_open <> 0
+        FROM open_items WHERE ins_open > 0
         UNION ALL
-        SELECT 'client', NULL, client_open, age FROM open_items WHERE client_open <> 0)
+        SELECT 'client', NULL, client_open, age FROM open_items WHERE client_open > 0)
     SELECT i.responsibility, i.payer_id,
            CASE WHEN i.responsibility = 'client' THEN 'Clients'
                 ELSE coalesce(p.name, i.payer_id, '(no payer)') END AS payer,
@@ -125,6 +130,175 @@ def unapplied_credit_by_client(recon: Any) -> Any:
     ORDER BY unapplied DESC, p.client_id
     """
     return recon.frame(sql)
+
+
+CREDIT_BALANCE_COLUMNS = (
+    "exception_id",
+    "client_id",
+    "client",
+    "source",
+    "invoice_id",
+    "service_date",
+    "responsibility",
+    "payer_id",
+    "due",
+    "paid",
+    "credit",
+    "payments",
+)
+"""The columns ``recon credits`` prints as a table (csv and json carry every column)."""
+
+OVERPAYMENT_ID = "overpayment:"
+"""Worklist id prefix of a credit balance: ``overpayment:INVOICE`` (the insurer's side),
+``overpayment:INVOICE:client`` and ``overpayment:payment:PAYMENT`` (unapplied credit)."""
+
+
+def credit_items_sql() -> str:
+    """Every credit balance standing now, one row each, with the payments behind it.
+
+    - ``source`` 'invoice': a side of an invoice paid above what is due there (Ins Amt
+      Paid + Ins Adjusted > Ins Amt Due, or Client Amt Paid > Client Amt Due). ``due``
+      is what that side is owed net of write-offs, ``paid`` what was applied to it,
+      ``credit`` the difference; ``payments`` lists each payment with money standing on
+      that side (``PAY-1 AET 130.00``, an ERA's trace in brackets) and ``payer_id`` their
+      payer(s).
+    - ``source`` 'unapplied': a payment's money applied to no invoice (payment − its
+      allocations − what was refunded of it). ``paid`` is the payment, ``due`` what of it
+      was applied or refunded.
+
+    Voided payments and their reversing entries net to nothing and are left out; a
+    refund entry (a negative payment) is not a credit. (No ``?`` or ``$`` in this SQL:
+    it is embedded in statements whose values :func:`recon.store.sql.bind` fills in.)
+    """
+    return f"""
+    WITH l AS ({queries.ledger_sql()}),
+    sides AS (
+        SELECT client_id, invoice_id, service_date, claim_id, 'insurance' AS responsibility,
+               CAST(ins_amt_due - ins_adjusted AS DECIMAL(18,2)) AS due, ins_amt_paid AS paid
+        FROM l WHERE ins_amt_due - ins_amt_paid - ins_adjusted < 0
+        UNION ALL
+        SELECT client_id, invoice_id, service_date, claim_id, 'client', client_amt_due, client_amt_paid
+        FROM l WHERE client_amt_due - client_amt_paid < 0),
+    voids AS (  -- a voided payment and its reversing entry net to nothing
+        SELECT reverses AS payment_id FROM payments WHERE reverses IS NOT NULL
+        UNION ALL
+        SELECT payment_id FROM payments WHERE reverses IS NOT NULL),
+    src AS (
+        SELECT a.invoice_id, a.kind AS responsibility, a.payment_id,
+               CAST(sum(a.amount) AS DECIMAL(18,2)) AS net, max(a.created_at) AS last_at
+        FROM allocations a JOIN sides s ON s.invoice_id = a.invoice_id AND s.responsibility = a.kind
+        WHERE a.payment_id NOT IN (SELECT payment_id FROM voids)
+        GROUP BY a.invoice_id, a.kind, a.payment_id
+        HAVING sum(a.amount) > 0),
+    by_side AS (
+        SELECT src.invoice_id, src.responsibility,
+               string_agg(DISTINCT p.payer_id, ', ') AS payer_id,
+               string_agg(src.payment_id || ' ' || coalesce(p.payer_id, 'client') || ' ' || CAST(src.net AS VARCHAR)
+                          || CASE WHEN p.remittance_id IS NULL THEN ''
+                                  ELSE coalesce(' (ERA trace ' || p.payment_number || ')', ' (ERA)') END,
+                          '; ' ORDER BY src.last_at, src.payment_id) AS payments,
+               arg_max(p.remittance_id, src.last_at) AS remittance_id,
+               arg_max(p.payment_number, src.last_at) AS trace_number,
+               max(src.last_at) AS created_at
+        FROM src JOIN payments p USING (payment_id)
+        GROUP BY src.invoice_id, src.responsibility),
+    refunded AS (
+        SELECT source_payment_id AS payment_id, sum(amount) AS amount FROM credit_actions
+        WHERE action = 'refund' AND invoice_id IS NULL AND refund_payment_id NOT IN (SELECT payment_id FROM voids)
+        GROUP BY 1),
+    pay AS (
+        SELECT p.*, CAST(p.unapplied - coalesce(r.amount, 0) AS DECIMAL(18,2)) AS credit
+        FROM ({queries.payments_sql()}) p LEFT JOIN refunded r USING (payment_id)
+        WHERE p.status = 'recorded' AND p.amount > 0),
+    items AS (
+        SELECT '{OVERPAYMENT_ID}' || s.invoice_id
+                   || CASE s.responsibility WHEN 'client' THEN ':client' ELSE '' END AS exception_id,
+               s.client_id, 'invoice' AS source, s.invoice_id, s.service_date, s.claim_id, s.responsibility,
+               b.payer_id, s.due, s.paid, CAST(s.paid - s.due AS DECIMAL(18,2)) AS credit, b.payments,
+               CAST(NULL AS VARCHAR) AS payment_id, b.remittance_id, b.trace_number, b.created_at
+        FROM sides s LEFT JOIN by_side b USING (invoice_id, responsibility)
+        UNION ALL
+        SELECT '{OVERPAYMENT_ID}payment:' || payment_id, client_id, 'unapplied', NULL, received_on, NULL, kind,
+               payer_id, CAST(amount - credit AS DECIMAL(18,2)), amount, credit,
+               payment_id || ' ' || coalesce(payer_id, 'client') || ' ' || CAST(credit AS VARCHAR)
+                   || CASE WHEN remittance_id IS NULL THEN ''
+                           ELSE coalesce(' (ERA trace ' || payment_number || ')', ' (ERA)') END,
+               payment_id, remittance_id, payment_number, created_at
+        FROM pay WHERE credit > 0)
+    SELECT i.exception_id, i.client_id, c.first_name || ' ' || c.last_name AS client,
+           i.* EXCLUDE (exception_id, client_id)
+    FROM items i JOIN clients c USING (client_id)
+    """
+
+
+def credit_balances(recon: Any, client_id: str | None = None) -> Any:
+    """Credit balances apart from A/R: which invoice (or payment), how much, from which payments and payer.
+
+    One row per overpaid invoice side and per payment with unapplied credit (see
+    :func:`credit_items_sql`), each with the id of its ``overpayment`` worklist item
+    (refund it to the payer or apply it to another open invoice:
+    :mod:`recon.remit.worklist`). ``client_id`` narrows it to one client.
+    """
+    where, params = ("TRUE", []) if client_id is None else ("client_id = ?", [client_id])
+    sql = f"""
+    SELECT exception_id, client_id, client, source, invoice_id, service_date, responsibility, payer_id,
+           due, paid, credit, payments, payment_id, remittance_id
+    FROM ({credit_items_sql()}) WHERE {where}
+    ORDER BY client_id, source, service_date, invoice_id, payment_id
+    """
+    return recon.frame(sql, params)
+
+
+def overpayment_worklist_sql() -> str:
+    """The worklist's ``overpayment`` items in the exceptions' shape.
+
+    A credit balance is open while it stands; once worked down to nothing it stays
+    listed as ``refunded`` or ``applied`` (its last action), with who and why.
+    Columns: exception_id, kind, status, remittance_id, trace_number, payer_id,
+    claim_id, amount, reason, invoice_id, created_at, resolution, resolved_by,
+    resolved_at, deposit_id.
+    """
+    return f"""
+    WITH c AS ({credit_items_sql()}),
+    acted AS (
+        SELECT credit_id, arg_max(action, action_id) AS action, arg_max(reason, action_id) AS reason,
+               arg_max(user_id, action_id) AS user_id, max("at") AS resolved_at, min("at") AS created_at,
+               any_value(invoice_id) AS invoice_id, string_agg(DISTINCT payer_id, ', ') AS payer_id,
+               CAST(sum(amount) AS DECIMAL(18,2)) AS amount
+        FROM credit_actions GROUP BY credit_id)
+    SELECT c.exception_id, 'overpayment' AS kind, 'open' AS status, c.remittance_id, c.trace_number, c.payer_id,
+           c.claim_id, c.credit AS amount,
+           CASE c.source
+               WHEN 'invoice' THEN
+                   CASE c.responsibility WHEN 'insurance' THEN 'Ins Amt Paid ' || CAST(c.paid AS VARCHAR)
+                        || ' is above Ins Amt Due less Ins Adjusted ' || CAST(c.due AS VARCHAR)
+                        ELSE 'Client Amt Paid ' || CAST(c.paid AS VARCHAR) || ' is above Client Amt Due '
+                        || CAST(c.due AS VARCHAR) END
+                   || ' on ' || c.invoice_id || ': credit ' || CAST(c.credit AS VARCHAR)
+                   || coalesce(' from ' || c.payments, ' (no payment stands on it)')
+               ELSE 'unapplied credit ' || CAST(c.credit AS VARCHAR) || ' of payment ' || c.payment_id || ' ('
+                   || CAST(c.paid AS VARCHAR) || ' from ' || coalesce(c.payer_id, 'the client') || ')'
+           END AS reason,
+           c.invoice_id, coalesce(c.created_at, a.created_at) AS created_at, a.reason AS resolution,
+           a.user_id AS resolved_by, a.resolved_at, CAST(NULL AS VARCHAR) AS deposit_id
+    FROM c LEFT JOIN acted a ON a.credit_id = c.exception_id
+    UNION ALL
+    SELECT a.credit_id, 'overpayment', CASE a.action WHEN 'refund' THEN 'refunded' ELSE 'applied' END, NULL, NULL,
+           a.payer_id, NULL, a.amount, 'credit of ' || CAST(a.amount AS VARCHAR) || ' worked off', a.invoice_id,
+           a.created_at, a.reason, a.user_id, a.resolved_at, NULL
+    FROM acted a WHERE a.credit_id NOT IN (SELECT exception_id FROM c)
+    """
+
+
+def export_tables(recon: Any) -> Iterator[tuple[str, Any]]:
+    """The report tables an export carries beside the ledger's (exact Arrow tables)."""
+    yield (
+        "credit_balances",
+        recon.arrow(
+            f"SELECT * EXCLUDE (claim_id, trace_number, created_at) FROM ({credit_items_sql()}) "
+            "ORDER BY client_id, source, service_date, invoice_id, payment_id"
+        ),
+    )
 
 
 # ----------------------------------------------------------------- plotting

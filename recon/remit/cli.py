@@ -38,6 +38,9 @@ def register(sub: Any) -> dict[str, Command]:
     p.add_argument("--strict", action="store_true", help="also the implementation guide through pyx12, if installed")
     commands["validate"] = cmd_validate
     commands.update(era_cli.register(sub))
+    from recon.remit import credits_cli
+
+    commands.update(credits_cli.register(sub))
     try:
         from recon.remit.deposits import register_deposits
     except ImportError:  # pragma: no cover - the bank side is optional

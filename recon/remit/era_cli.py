@@ -44,6 +44,10 @@ def exceptions_sql(recon: Any) -> str:
     if _has(recon, "deposit_exceptions"):
         sql += """ UNION ALL SELECT exception_id, kind, 'open', remittance_id, trace_number, payer_id, claim_id,
                    amount, reason, NULL, created_at, deposit_id FROM deposit_exceptions"""
+    from recon.reports import overpayment_worklist_sql  # credit balances, kind overpayment
+
+    sql += f""" UNION ALL SELECT exception_id, kind, status, remittance_id, trace_number, payer_id, claim_id, amount,
+               reason, invoice_id, created_at, deposit_id FROM ({overpayment_worklist_sql()})"""
     return f"SELECT * FROM ({sql}) ORDER BY created_at, exception_id"
 
 

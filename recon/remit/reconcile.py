@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-WORKLIST_SQL = """
+from recon.reports import overpayment_worklist_sql
+
+WORKLIST_SQL = f"""
 SELECT exception_id, kind, remittance_id, trace_number, payer_id, claim_id, amount, reason,
        created_at, status, resolution, resolved_by, resolved_at, CAST(NULL AS VARCHAR) AS deposit_id
 FROM exception_status
@@ -20,9 +22,14 @@ UNION ALL
 SELECT exception_id, kind, remittance_id, trace_number, payer_id, claim_id, amount, reason,
        created_at, 'open', NULL, NULL, NULL, deposit_id
 FROM deposit_exceptions
+UNION ALL
+SELECT exception_id, kind, remittance_id, trace_number, payer_id, claim_id, amount, reason,
+       created_at, status, resolution, resolved_by, resolved_at, deposit_id
+FROM ({overpayment_worklist_sql()})
 """
-"""Every exception: the posting worklist (claims, denials) and the bank side
-(unmatched deposits, amount mismatches, which stay open until the data changes)."""
+"""Every exception: the posting worklist (claims, denials), the bank side (unmatched
+deposits, amount mismatches, which stay open until the data changes) and the credit
+balances (``overpayment``, open while the credit stands)."""
 
 EXPORT_QUERIES: tuple[tuple[str, str], ...] = (
     (

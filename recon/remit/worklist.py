@@ -194,3 +194,292 @@ def _write_off(recon: Any, exc: dict[str, Any], invoice_id: str | None, reason: 
         raise PaymentRefused(f"Nothing is open on the insurer's side of {', '.join(t[0] for t in targets)}; "
                              "nothing to write off")
     return written
+
+
+# ------------------------------------------------ overpayments (credit balances)
+# A credit balance (an invoice side paid above its due, or a payment's unapplied
+# credit) is the worklist item ``overpayment``, derived from the ledger
+# (recon.reports.credit_items_sql). Working it writes ledger entries and a
+# ``credit_actions`` row per source payment, with an audit entry, in one transaction.
+
+
+def _credit_item(recon: Any, credit_id: str) -> dict[str, Any]:
+    """The standing credit balance ``credit_id`` (an ``overpayment`` worklist id)."""
+    from recon.reports import credit_items_sql
+
+    cur = recon.execute(f"SELECT * FROM ({credit_items_sql()}) WHERE exception_id = ?", [credit_id])
+    row = cur.fetchone()
+    if row is None:
+        if recon.one("SELECT 1 FROM credit_actions WHERE credit_id = ? LIMIT 1", [credit_id]):
+            raise PaymentRefused(f"{credit_id}: no credit stands there any more (it was refunded or applied)")
+        raise NotFound(f"No credit balance {credit_id!r} in the worklist (see recon credits)")
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def _credit_sources(recon: Any, item: dict[str, Any], payer: str | None) -> list[tuple[str, str | None, Decimal]]:
+    """The payments whose money stands in the credit, newest first: (payment, payer, amount)."""
+    if item["source"] == "unapplied":
+        rows = [(item["payment_id"], item["payer_id"], item["credit"])]
+    else:
+        rows = recon.execute(
+            """SELECT a.payment_id, any_value(p.payer_id), CAST(sum(a.amount) AS DECIMAL(18,2))
+               FROM allocations a JOIN payments p USING (payment_id)
+               WHERE a.invoice_id = ? AND a.kind = ? AND p.reverses IS NULL
+                 AND a.payment_id NOT IN (SELECT reverses FROM payments WHERE reverses IS NOT NULL)
+               GROUP BY a.payment_id HAVING sum(a.amount) > 0
+               ORDER BY max(a.created_at) DESC, a.payment_id DESC""",
+            [item["invoice_id"], item["responsibility"]],
+        ).fetchall()
+    if payer is not None:
+        wanted = payer.strip()
+        names = {r[0]: r[1] for r in recon.execute("SELECT payer_id, name FROM insurance_providers").fetchall()}
+        rows = [r for r in rows if wanted in (r[1], names.get(r[1]))]
+        if not rows:
+            raise PaymentRefused(
+                f"No money from {wanted} stands in {item['exception_id']} "
+                f"(it came from {item['payer_id'] or 'no payment'})"
+            )
+    if not rows:
+        raise PaymentRefused(
+            f"No payment stands in {item['exception_id']}: the credit comes from adjustments or "
+            "amounts due, not money received; correct those instead"
+        )
+    return rows
+
+
+def _take(
+    sources: list[tuple[str, str | None, Decimal]], amount: Decimal, item: dict[str, Any]
+) -> list[tuple[str, str | None, Decimal]]:
+    """Split ``amount`` over ``sources`` newest first; refused when they hold less."""
+    available = sum((s[2] for s in sources), ZERO)
+    if amount > available:
+        raise PaymentRefused(
+            f"{fmt(amount)} is more than the {fmt(available)} of that payer's money standing in {item['exception_id']}"
+        )
+    parts, left = [], amount
+    for payment_id, payer_id, net in sources:
+        if left <= ZERO:
+            break
+        part = min(left, net)
+        parts.append((payment_id, payer_id, part))
+        left -= part
+    return parts
+
+
+def _credit_amount(amount: Any, item: dict[str, Any], what: str) -> Decimal:
+    from recon.money import parse_amount
+
+    credit: Decimal = item["credit"]
+    if amount is None:
+        return credit
+    value = parse_amount(amount, f"{what} amount")
+    if value <= ZERO:
+        raise PaymentRefused(f"The amount to {what} must be more than 0.00 (got {fmt(value)})")
+    if value > credit:
+        raise PaymentRefused(f"{fmt(value)} is more than the credit of {fmt(credit)} on {item['exception_id']}")
+    return value
+
+
+def _reason(reason: str | None) -> str:
+    if not reason or not reason.strip():
+        raise PaymentRefused("Give a reason (it is kept with the credit balance)")
+    return reason.strip()
+
+
+def _credit_action(
+    recon: Any,
+    item: dict[str, Any],
+    action: str,
+    part: tuple[str, str | None, Decimal],
+    user_id: str,
+    reason: str,
+    stamp: Any,
+    *,
+    target: str | None = None,
+    refund_id: str | None = None,
+) -> None:
+    recon.execute(
+        "INSERT INTO credit_actions VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            item["exception_id"],
+            action,
+            item["client_id"],
+            item["invoice_id"],
+            item["responsibility"],
+            part[0],
+            part[1],
+            part[2],
+            target,
+            refund_id,
+            reason,
+            user_id,
+            stamp,
+        ],
+    )
+
+
+def refund_overpayment(
+    recon: Any,
+    credit_id: str,
+    user_id: str,
+    reason: str,
+    *,
+    amount: Any = None,
+    payer: str | None = None,
+    method: str = "insurance-check",
+    refunded_on: Any = None,
+) -> str:
+    """Refund a credit balance to the payer it came from; returns the refund's payment id.
+
+    The refund is a negative payment entry (who, when, why, to whom) — allocated
+    negatively to the overpaid invoice, or, for unapplied credit, against nothing —
+    so the ledger's Paid columns and the client's unapplied credit drop by exactly
+    the refund. ``amount`` defaults to the whole credit; ``payer`` names whose money
+    to refund when several payers' payments stand on the invoice.
+    """
+    from datetime import date
+
+    from recon.model import PaymentMethod
+    from recon.services import now
+
+    user = recon.user(user_id)
+    require_billing(user, "refund a credit balance")
+    why = _reason(reason)
+    method_value = PaymentMethod.parse(method).value
+    with recon.transaction():
+        item = _credit_item(recon, credit_id)
+        value = _credit_amount(amount, item, "refund")
+        sources = _credit_sources(recon, item, payer)
+        payers = sorted({s[1] or "" for s in sources})
+        if len(payers) > 1:
+            raise PaymentRefused(
+                f"{credit_id} holds money from {', '.join(p or 'the client' for p in payers)}; name the payer to refund"
+            )
+        parts = _take(sources, value, item)
+        stamp = now()
+        rid = recon.next_payment_id()
+        payer_id = parts[0][1]
+        recon.execute(
+            """INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
+                   notes, user_id, created_at, reason)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                rid,
+                item["responsibility"],
+                item["client_id"],
+                payer_id,
+                method_value,
+                -value,
+                refunded_on or date.today(),
+                f"Refund of credit balance {credit_id} to {payer_id or 'the client'}",
+                user.user_id,
+                stamp,
+                why,
+            ],
+        )
+        if item["invoice_id"] is not None:
+            recon.execute(
+                "INSERT INTO allocations VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?)",
+                [rid, item["invoice_id"], item["client_id"], item["responsibility"], -value, stamp],
+            )
+        for part in parts:
+            _credit_action(recon, item, "refund", part, user.user_id, why, stamp, refund_id=rid)
+        recon.audit(
+            user.user_id,
+            "refund_overpayment",
+            "credit",
+            credit_id,
+            {
+                "refund_payment_id": rid,
+                "amount": fmt(value),
+                "payer_id": payer_id,
+                "reason": why,
+                "client_id": item["client_id"],
+                "invoice_id": item["invoice_id"],
+                "from_payments": {p[0]: fmt(p[2]) for p in parts},
+            },
+        )
+    return rid
+
+
+def apply_overpayment(
+    recon: Any, credit_id: str, invoice_id: str, user_id: str, reason: str, *, amount: Any = None
+) -> list[tuple[str, Decimal]]:
+    """Move a credit balance to another open invoice of the same client; returns (payment, amount) moved.
+
+    The money stays with the payments it came from: each gives back its part on the
+    overpaid invoice (a negative allocation) and is allocated to ``invoice_id`` on the
+    same side (Ins Amt Paid, or Client Amt Paid). An insurer's money goes only to an
+    invoice billed to that insurer. Refused when it would take ``invoice_id`` below
+    zero; ``amount`` defaults to the smaller of the credit and what is open there.
+    """
+    from recon.services import now
+    from recon.store import queries
+
+    user = recon.user(user_id)
+    require_billing(user, "apply a credit balance")
+    why = _reason(reason)
+    with recon.transaction():
+        item = _credit_item(recon, credit_id)
+        side = item["responsibility"]
+        target = recon.one(
+            f"""SELECT invoice_id, payer_id,
+                       CASE WHEN $3 = 'client' THEN client_amt_due - client_amt_paid
+                            ELSE ins_amt_due - ins_amt_paid - ins_adjusted END
+                FROM ({queries.ledger_sql("client_id = $1")}) WHERE invoice_id = $2""",
+            [item["client_id"], invoice_id, side],
+        )
+        if target is None:
+            raise PaymentRefused(f"Invoice {invoice_id} is not one of client {item['client_id']}'s invoices")
+        if invoice_id == item["invoice_id"]:
+            raise PaymentRefused(f"{credit_id} is the credit on {invoice_id} itself; apply it to another invoice")
+        what = "Client Amt Due" if side == "client" else "Ins Amt Due"
+        open_due: Decimal = target[2]
+        if open_due <= ZERO:
+            raise PaymentRefused(f"Invoice {invoice_id} has no open {what} to apply a credit to (open {fmt(open_due)})")
+        value = _credit_amount(amount, item, "apply")
+        if amount is None:
+            value = min(value, open_due)
+        if value > open_due:
+            raise PaymentRefused(
+                f"Applying {fmt(value)} to invoice {invoice_id} would take it below zero: "
+                f"its open {what} is {fmt(open_due)}"
+            )
+        sources = _credit_sources(recon, item, None)
+        if side == "insurance":
+            sources = [s for s in sources if s[1] == target[1]]
+            if not sources:
+                raise PaymentRefused(
+                    f"Invoice {invoice_id} is billed to {target[1] or 'no insurer'} and "
+                    f"{credit_id} is money from {item['payer_id']}: refund it, or apply it to "
+                    f"an invoice billed to {item['payer_id']}"
+                )
+        parts = _take(sources, value, item)
+        stamp = now()
+        for part in parts:
+            pid, _payer, part_amount = part
+            if item["invoice_id"] is not None:
+                recon.execute(
+                    "INSERT INTO allocations VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?)",
+                    [pid, item["invoice_id"], item["client_id"], side, -part_amount, stamp],
+                )
+            recon.execute(
+                "INSERT INTO allocations VALUES (nextval('entry_seq'), ?, ?, ?, ?, ?, ?)",
+                [pid, invoice_id, item["client_id"], side, part_amount, stamp],
+            )
+            _credit_action(recon, item, "apply", part, user.user_id, why, stamp, target=invoice_id)
+        recon.audit(
+            user.user_id,
+            "apply_overpayment",
+            "credit",
+            credit_id,
+            {
+                "invoice_id": invoice_id,
+                "amount": fmt(value),
+                "reason": why,
+                "client_id": item["client_id"],
+                "from_invoice_id": item["invoice_id"],
+                "from_payments": {p[0]: fmt(p[2]) for p in parts},
+            },
+        )
+    return [(p[0], p[2]) for p in parts]
