@@ -17,7 +17,7 @@ from typing import Any
 from recon.errors import InputError, ReconError
 from recon.model import InvoicePick, PaymentMethod, PaymentRequest
 from recon.money import fmt, parse_amount
-from recon.output import FORMATS, render
+from recon.output import FORMATS, Rows, render
 from recon.store import queries
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -57,6 +57,25 @@ def _pick(text: str) -> InvoicePick:
 
 
 # ------------------------------------------------------------------ commands
+def _method(text: str) -> PaymentMethod:
+    """``--method``: a refusal lists only the methods this practice offers (the card one when enrolled)."""
+    try:
+        return PaymentMethod.parse(text)
+    except InputError:
+        offered = [m.value for m in PaymentMethod if m is not PaymentMethod.INSURANCE_CARD or _card_enrolled()]
+        raise InputError(f"--method: {text!r} is not a Payment Method; expected one of {', '.join(offered)}") from None
+
+
+def _card_enrolled() -> bool:
+    """Whether the practice is enrolled in a card processor (its settings unreadable: not enrolled)."""
+    try:
+        from recon.processors.settings import load_settings
+
+        return bool(load_settings().enrolled)
+    except Exception:  # settings only decide what a message lists; recording a check never depends on them
+        return False
+
+
 @command("load")
 def cmd_load(args: argparse.Namespace) -> int:
     with _open(args) as recon:
@@ -67,7 +86,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 @command("pay")
 def cmd_pay(args: argparse.Namespace) -> int:
-    method = PaymentMethod.parse(args.method)
+    method = _method(args.method)
     if args.amount is None and not args.invoice:
         raise InputError("pay: give --amount, or one or more --invoice ID[=AMOUNT]")
     request = PaymentRequest(
@@ -88,11 +107,11 @@ def cmd_pay(args: argparse.Namespace) -> int:
             receipt = charge_card_payment(recon, request, args.user, token=args.payment_method_token)
         else:
             receipt = recon.record_payment(request, args.user)
-    for warning in receipt.warnings:
-        print(f"recon: warning: {warning}", file=sys.stderr)
-    if receipt.replayed:
+    if receipt.replayed:  # its only warning says the same
         print(f"Already recorded as payment {receipt.payment_id}; nothing new was recorded")
         return 0
+    for warning in receipt.warnings:
+        print(f"recon: warning: {warning}", file=sys.stderr)
     applied = ", ".join(f"{inv} {fmt(amt)}" for inv, amt in receipt.allocations) or "no invoice"
     print(f"Recorded payment {receipt.payment_id}: {fmt(receipt.amount)} ({method.label}); applied {applied}")
     if receipt.unapplied:
@@ -128,8 +147,24 @@ def cmd_payments(args: argparse.Namespace) -> int:
         else:
             table = recon.rows(queries.payments_sql())
     cols = queries.PAYMENT_COLUMNS if args.format == "table" else None
+    if args.format == "table":
+        table = _short_text(table, "notes", 40)
     sys.stdout.write(render(table, args.format, cols))
     return 0
+
+
+def _short_text(table: Rows, column: str, width: int) -> Rows:
+    """``column`` on one line and at most ``width`` characters, for the terminal table (csv/json keep it whole)."""
+    at = table.names.index(column)
+
+    def short(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        flat = " ".join(value.split())
+        return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+    rows = [(*r[:at], short(r[at]), *r[at + 1 :]) for r in table.rows]
+    return Rows(table.names, rows, table.decimal)
 
 
 @command("clients")
@@ -138,6 +173,10 @@ def cmd_clients(args: argparse.Namespace) -> int:
 
     with _open(args) as recon:
         frame = recon.clients(args.search)
+    if frame.empty and args.format == "table":
+        search = (args.search or "").strip()
+        print(f"No client matches {search!r}" if search else "No clients in this ledger")
+        return 0
     sys.stdout.write(render(pa.Table.from_pandas(frame, preserve_index=False), args.format))
     return 0
 
@@ -161,19 +200,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command("lab")
 def cmd_lab(args: argparse.Namespace) -> int:
+    """JupyterLab as a child (see recon.lab): stops with recon, options after ``--`` passed on."""
     from recon.demo import notebooks_dir, project_root
+    from recon.lab import lab_command, require_jupyterlab, run_lab
 
+    require_jupyterlab()
     # Rooted at the project so exports under data/ can be linked from the notebooks.
     folder = Path(args.notebooks).resolve() if args.notebooks else notebooks_dir()
     root = project_root() if folder.is_relative_to(project_root()) else folder
     start = folder.relative_to(root).as_posix()
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root}"]
-    if start != ".":
-        cmd.append(f"--LabApp.default_url=/lab/tree/{start}")
-    if args.no_browser:
-        cmd.append("--no-browser")
-    os.execv(sys.executable, cmd)
-    return 0  # pragma: no cover
+    return run_lab(lab_command(root, start, no_browser=args.no_browser, extra=args.jupyter_args))
+
+
+def _known_user(args: argparse.Namespace) -> None:
+    """Refuse an unknown ``--user`` before any command runs (a dry run too, and commands added later).
+
+    The library checks the user of every change itself; this makes sure a command that
+    only reads (``era --dry-run``) refuses an unknown user as well. ``load`` has its own
+    rule (the first load into an empty ledger creates the users).
+    """
+    user = getattr(args, "user", None)
+    if not user or args.command == "load" or not hasattr(args, "db"):
+        return
+    from recon.services import Recon
+
+    with Recon.open(args.db) as recon:
+        recon.user(user)
 
 
 def _extra_commands(sub: Any) -> None:
@@ -201,7 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_db(sub.add_parser("load", help="load a practice from a CSV folder or .xlsx"))
     p.add_argument("source", type=Path)
-    p.add_argument("--user", default=os.environ.get("RECON_USER", "recon-load"), help="who loads (for the audit log)")
+    p.add_argument(
+        "--user",
+        default=os.environ.get("RECON_USER") or None,
+        help="who loads: an admin of the ledger (default $RECON_USER); the first load into an empty ledger "
+        "needs none and creates the first admin from users.csv",
+    )
 
     p = with_db(sub.add_parser("pay", help="record an insurance payment (Accept Payment → Insurance Payment)"))
     p.add_argument("client")
@@ -240,9 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("demo", help="build the demo ledger, record a few payments, summarise"))
     p.add_argument("--rebuild", action="store_true", help="start the demo ledger afresh")
 
-    p = sub.add_parser("lab", help="open JupyterLab on the notebooks")
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (options after -- go to JupyterLab)")
     p.add_argument("--notebooks", help="folder (default: the project's notebooks/)")
     p.add_argument("--no-browser", action="store_true")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, metavar="-- JUPYTERLAB-OPTIONS")
 
     _extra_commands(sub)
     return parser
@@ -252,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _known_user(args)
         return COMMANDS[args.command](args)
     except ReconError as exc:
         print(f"recon: error: {exc}", file=sys.stderr)

@@ -163,8 +163,17 @@ def demo_source() -> Path:
     return folder
 
 
+DEMO_ADMIN = "cara"
+"""The demo's billing lead: the admin its first load creates (users.csv), who loads it again and records payments."""
+
+
 def ensure_demo_ledger(db_path: str | Path | None = None, rebuild: bool = False) -> Path:
     """Create the demo ledger (practice loaded, a few payments recorded) when missing."""
+    return _build_demo(db_path, rebuild)[0]
+
+
+def _build_demo(db_path: str | Path | None, rebuild: bool) -> tuple[Path, str | None]:
+    """The demo ledger's path, and the load's word on its first admin when this load created it."""
     from recon.services import Recon
 
     path = Path(db_path) if db_path else project_root() / "data" / "recon.duckdb"
@@ -172,9 +181,10 @@ def ensure_demo_ledger(db_path: str | Path | None = None, rebuild: bool = False)
         path.unlink()
         Path(str(path) + ".wal").unlink(missing_ok=True)
     with Recon.open(path) as recon:
-        recon.load_practice(demo_source(), "cara")
+        summary = recon.load_practice(demo_source(), DEMO_ADMIN)
         _demo_payments(recon)
-    return path
+    said = [line for line in str(summary).splitlines() if line.startswith("First load")]
+    return path, said[0] if said else None
 
 
 def _demo_payments(recon: Recon) -> list[str]:
@@ -228,7 +238,7 @@ def _demo_payments(recon: Recon) -> list[str]:
                 notes="phone payment",
                 idempotency_key="demo-3",
             )
-        ids.append(recon.record_payment(request, "cara").payment_id)
+        ids.append(recon.record_payment(request, DEMO_ADMIN).payment_id)
     return ids
 
 
@@ -236,7 +246,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
     """Build the demo ledger and describe it in a few lines."""
     from recon.services import Recon
 
-    path = ensure_demo_ledger(db_path, rebuild)
+    path, first_admin = _build_demo(db_path, rebuild)
     with Recon.open(path) as recon:
         totals = recon.con.execute(
             f"SELECT count(*), sum(fee), sum(ins_amt_paid), sum(balance) FROM ({queries.ledger_sql()})"
@@ -254,7 +264,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
 
     assert totals and pays and clients
     return (
-        f"recon demo ledger: {path}\n"
+        (f"{first_admin}\n" if first_admin else "") + f"recon demo ledger: {path}\n"
         f"  {clients[0]} clients, {totals[0]} invoices, fees {fmt(totals[1])}\n"
         f"  {pays[0]} insurance payments recorded, {fmt(pays[1])} in all; ins paid on invoices {fmt(totals[2])}\n"
         f"  open balance across the practice {fmt(totals[3])}\n\n"

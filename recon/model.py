@@ -117,12 +117,33 @@ class LedgerRow:
         return self.ins_amt_due - self.ins_amt_paid - self.ins_adjusted
 
 
+def _exact(value: object, field: str) -> Decimal | None:
+    """``value`` as two-place money, refusing floats, non-finite values and a third decimal.
+
+    The CLI and the form already refuse these, but a library caller (a notebook, a
+    script) builds requests directly: ``Decimal("100.005")`` must not be recorded as
+    100.01, nor a Payment of ``0.004`` as 0.00.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Decimal | int) or isinstance(value, bool):
+        from recon.errors import InvalidAmount
+
+        raise InvalidAmount(field, repr(value), "an exact Decimal amount such as Decimal('12.30') (not a float)")
+    from recon.money import parse_amount
+
+    return parse_amount(value, field)
+
+
 @dataclass(frozen=True, slots=True)
 class InvoicePick:
     """A ticked invoice (``amount`` None: pay its open Ins Amt Due) or a typed partial Payment."""
 
     invoice_id: str
     amount: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "amount", _exact(self.amount, f"Payment on invoice {self.invoice_id}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +159,17 @@ class PaymentRequest:
     notes: str | None = None
     received_on: date | None = None
     idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse amounts that are not exact two-place money, naming the field (see :func:`_exact`)."""
+        object.__setattr__(self, "amount", _exact(self.amount, "Total Amount"))
+        picks = tuple(self.picks)
+        for pick in picks:
+            if not isinstance(pick, InvoicePick):
+                from recon.errors import InputError
+
+                raise InputError(f"Invoice picks: {pick!r} is not an InvoicePick(invoice_id, amount)")
+        object.__setattr__(self, "picks", picks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,12 @@ from recon.errors import InvalidAmount
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
-_AMOUNT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only ("\d" would also take '٣' or '３'); commas only between groups of three.
+_AMOUNT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?")
+MAX_TEXT = 40
+"""The longest amount text read: an amount below the limit never needs more (a longer one is refused unread)."""
+LIMIT = Decimal("10000000000000000")
 
 
 def parse_amount(value: object, field: str = "amount") -> Decimal:
@@ -32,10 +37,14 @@ def parse_amount(value: object, field: str = "amount") -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip().replace(",", "").lstrip("$")
+        text = value.strip().lstrip("$")
         if text.startswith("-$"):
             text = "-" + text[2:]
-        if not _AMOUNT.match(text):
+        if len(text) > MAX_TEXT:
+            raise InvalidAmount(field, _cut(value), f"an amount of at most {MAX_TEXT} characters such as 12.30")
+        if "," in text and _GROUPED.fullmatch(text):
+            text = text.replace(",", "")
+        if not _AMOUNT.fullmatch(text):
             raise InvalidAmount(field, value, "an amount such as 12.30")
         try:
             amount = Decimal(text)
@@ -45,11 +54,17 @@ def parse_amount(value: object, field: str = "amount") -> Decimal:
         raise InvalidAmount(field, repr(value), "an amount such as 12.30")
     if not amount.is_finite():
         raise InvalidAmount(field, str(value), "a finite amount")
+    # the size first: quantizing a huge Decimal would overflow the context's precision
+    if abs(amount) >= LIMIT:
+        raise InvalidAmount(field, _cut(str(value)), "an amount below 10,000,000,000,000,000")
     if amount.as_tuple().exponent < -2 and amount != amount.quantize(CENT):  # type: ignore[operator]
-        raise InvalidAmount(field, str(value), "at most two decimal places")
-    if abs(amount) >= Decimal("10000000000000000"):
-        raise InvalidAmount(field, str(value), "an amount below 10,000,000,000,000,000")
+        raise InvalidAmount(field, _cut(str(value)), "at most two decimal places")
     return amount.quantize(CENT)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    """A bad value as a message quotes it: its first ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def money(value: object, field: str = "amount") -> Decimal:

@@ -9,6 +9,7 @@ id already in the ledger with different content is an error, never an overwrite.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from recon.csvfile import check_header, csv_rows
-from recon.errors import FileFormatError, InputError, InvalidAmount
+from recon.csvfile import MAX_FIELD, check_header, csv_rows
+from recon.errors import FileFormatError, InputError, InvalidAmount, LedgerError, NotFound, PermissionDenied
 from recon.money import ZERO, parse_amount
+from recon.rules.permissions import ADMIN, granted, require_admin
 
 TABLES: dict[str, tuple[str, ...]] = {
     "users": ("user_id", "name", "permissions"),
@@ -45,7 +47,13 @@ OPTIONAL_COLUMNS = {
     "clients": {"date_of_birth", "copay"},
 }
 PRIORITIES = ("primary", "secondary", "tertiary")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,79}")
+_UNITS = re.compile(r"[0-9]{1,5}")  # ASCII digits only: int() would also take '٣' or '３'
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_US_DATE = re.compile(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}")
+_PERMISSION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+# Bidirectional embeddings, overrides and isolates: they make a name display as other text.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +70,28 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class LoadSummary:
+    """What a load added and found unchanged; a first load also says who its admins are."""
+
     source: str
     added: dict[str, int]
     unchanged: dict[str, int]
+    first_load: bool = False
+    first_admins: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         parts = [f"{t}: {self.added.get(t, 0)} added, {self.unchanged.get(t, 0)} unchanged" for t in TABLES]
-        return f"Loaded {self.source}\n  " + "\n  ".join(parts)
+        text = f"Loaded {self.source}\n  " + "\n  ".join(parts)
+        if self.first_load and self.first_admins:
+            text += (
+                f"\nFirst load into an empty ledger: created its first admin(s): {', '.join(self.first_admins)}. "
+                "From now on only an admin can load practices or add users (recon load --user ADMIN)."
+            )
+        elif self.first_load and self.added.get("users"):
+            text += (
+                "\nFirst load into an empty ledger: no user has the admin permission, so this ledger takes no "
+                "further load; to allow loads, give a user 'admin' in users.csv of a first load into a new ledger."
+            )
+        return text
 
 
 # ------------------------------------------------------------------ reading
@@ -113,11 +136,15 @@ def _xlsx_rows(path: Path) -> dict[str, list[Row]]:
         if header is None:
             raise FileFormatError(where, 1, None, f"empty sheet; expected header {','.join(TABLES[table])}")
         names = check_header(where, header, TABLES[table], OPTIONAL_COLUMNS.get(table, set()))
-        out[table] = [
-            Row(where, n, dict(zip(names, (_cell_text(v) for v in values), strict=False)))
-            for n, values in enumerate(rows, start=2)
-            if any(v not in (None, "") for v in values)
-        ]
+        out[table] = []
+        for n, values in enumerate(rows, start=2):
+            if all(v in (None, "") for v in values):
+                continue
+            cells = dict(zip(names, (_cell_text(v) for v in values), strict=False))
+            for field, text in cells.items():
+                if len(text) > MAX_FIELD:
+                    raise FileFormatError(where, n, field, f"{len(text):,} characters; expected at most {MAX_FIELD:,}")
+            out[table].append(Row(where, n, cells))
     book.close()
     if not out:
         raise InputError(f"{path.name}: no sheets named {', '.join(TABLES)}")
@@ -149,8 +176,8 @@ def _id(row: Row, field: str, required: bool = True) -> str | None:
         if required:
             raise row.err(field, "required; expected an id")
         return None
-    if not _ID.match(value):
-        raise row.err(field, f"{value!r} is not a valid id (letters, digits, . _ / -)")
+    if not _ID.fullmatch(value):
+        raise row.err(field, f"{_cut(value)!r} is not a valid id; expected up to 80 letters, digits, . _ / -")
     return value
 
 
@@ -158,7 +185,20 @@ def _text(row: Row, field: str, required: bool = True) -> str | None:
     value = row.cells.get(field, "")
     if not value and required:
         raise row.err(field, "required")
+    for n, char in enumerate(value):
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
+            name = unicodedata.name(char, "a control character")
+            raise row.err(
+                field,
+                f"{_cut(value)!r} holds U+{ord(char):04X} ({name}) at character {n + 1}; "
+                "expected text on one line without control characters",
+            )
     return value or None
+
+
+def _cut(value: str, limit: int = 60) -> str:
+    """A bad value as it is quoted in a message: its first ``limit`` characters."""
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
 def _amount(row: Row, field: str, required: bool = True) -> Decimal | None:
@@ -170,19 +210,20 @@ def _amount(row: Row, field: str, required: bool = True) -> Decimal | None:
     try:
         amount = parse_amount(value, field)
     except InvalidAmount as exc:
-        raise row.err(field, f"{value!r} is not valid; expected {exc.expected}") from None
+        raise row.err(field, f"{_cut(value)!r} is not valid; expected {exc.expected}") from None
     if amount < ZERO:
         raise row.err(field, f"{value!r} is negative; expected 0.00 or more")
     return amount
 
 
 def parse_date(value: str) -> date:
-    """ISO ``YYYY-MM-DD`` or US ``MM/DD/YYYY``; raises ValueError otherwise."""
-    for pattern in ("%Y-%m-%d", "%m/%d/%Y"):
-        try:
+    """ISO ``YYYY-MM-DD`` or US ``MM/DD/YYYY`` in ASCII digits; raises ValueError otherwise.
+
+    ``strptime`` alone would also read other scripts' digits (``٢٠٢٦-...``).
+    """
+    for shape, pattern in ((_ISO_DATE, "%Y-%m-%d"), (_US_DATE, "%m/%d/%Y")):
+        if shape.fullmatch(value):
             return datetime.strptime(value, pattern).date()
-        except ValueError:
-            continue
     raise ValueError(value)
 
 
@@ -195,7 +236,7 @@ def _date(row: Row, field: str, required: bool = True) -> date | None:
     try:
         return parse_date(value)
     except ValueError:
-        raise row.err(field, f"{value!r} is not a date; expected YYYY-MM-DD") from None
+        raise row.err(field, f"{_cut(value)!r} is not a date; expected YYYY-MM-DD") from None
 
 
 # --------------------------------------------------------------- validation
@@ -225,8 +266,7 @@ def validate(
 
     for row in tables.get("users", []):
         uid = _id(row, "user_id")
-        perms = ";".join(sorted({p.strip().lower() for p in row.cells.get("permissions", "").split(";") if p.strip()}))
-        put("users", uid, (uid, _text(row, "name"), perms), row)
+        put("users", uid, (uid, _text(row, "name"), _permissions(row)), row)
 
     for row in tables.get("insurance_providers", []):
         pid = _id(row, "payer_id")
@@ -276,8 +316,10 @@ def _invoice(row: Row, known: Any, policies: dict[str, list[tuple[Any, ...]]]) -
     service_date = _date(row, "service_date")
     code = _text(row, "service_code")
     units_text = row.cells.get("units", "") or "1"
-    if not units_text.isdigit() or int(units_text) < 1:
-        raise row.err("units", f"{units_text!r} is not valid; expected a whole number of units, 1 or more")
+    if not _UNITS.fullmatch(units_text) or int(units_text) < 1:
+        raise row.err(
+            "units", f"{_cut(units_text)!r} is not valid; expected a whole number of units from 1 to 99999 (digits 0-9)"
+        )
     fee = _amount(row, "fee")
     assert fee is not None
     client_policies = sorted(policies.get(cid, []), key=lambda p: PRIORITIES.index(p[3]))
@@ -307,10 +349,30 @@ def _invoice(row: Row, known: Any, policies: dict[str, list[tuple[Any, ...]]]) -
         if client_due > fee:
             raise row.err("client_amt_due", f"{client_due} is more than the fee {fee}")
         ins_due = fee - client_due
+    elif client_due + ins_due > fee:
+        raise row.err(
+            "ins_amt_due",
+            f"client_amt_due {client_due} + ins_amt_due {ins_due} = {client_due + ins_due} is more than the fee {fee}; "
+            "expected the two amounts due to add up to at most the fee",
+        )
     if ins_due > ZERO and payer_id is None:
         raise row.err("payer_id", "required when the invoice has an Ins Amt Due and the client has no insurance")
     claim_id = _id(row, "claim_id", False) or iid
     return (iid, cid, service_date, code, int(units_text), fee, payer_id, client_due, ins_due, claim_id)
+
+
+def _permissions(row: Row) -> str:
+    """``billing;admin`` normalised (lower case, sorted, no blanks); each a word such as billing."""
+    text = row.cells.get("permissions", "")
+    _text(row, "permissions", required=False)
+    perms = {p.strip().lower() for p in text.split(";") if p.strip()}
+    for perm in sorted(perms):
+        if not _PERMISSION.fullmatch(perm):
+            raise row.err(
+                "permissions",
+                f"{_cut(perm)!r} is not a permission; expected words such as billing or admin separated by ';'",
+            )
+    return ";".join(sorted(perms))
 
 
 def _show(key: Any) -> str:
@@ -327,16 +389,38 @@ _KEYS = {
 }
 
 
-def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
-    """Validate everything, then write it in one transaction; an id already present must match."""
-    tables = read_source(source)
+def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
+    """Check who loads, validate everything, then write it in one transaction; an id already present must match.
+
+    A load creates users and grants their permissions, so it needs the admin
+    permission; only the first load into a ledger without users needs none (it is
+    how the first admin comes to exist), and ``user_id``, if given, must be one of
+    the users it creates.
+    """
     con = recon.con
+    first = _has_no_users(con)
+    if not first:
+        if not user_id:
+            raise PermissionDenied(
+                "Loading into a ledger that has users needs --user: an admin of this ledger "
+                "(only the first load into an empty ledger needs none)"
+            )
+        require_admin(recon.user(user_id), "load a practice (it can add users and grant permissions)")
+    tables = read_source(source)
     existing: dict[str, dict[str, tuple[Any, ...]]] = {}
     for table, cols in TABLES.items():
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
         key = (lambda r: (r[0], r[1])) if table == "client_insurance" else (lambda r: r[0])
         existing[table] = {key(r): tuple(r) for r in rows}
     records = validate(tables, existing)
+    admins: tuple[str, ...] = ()
+    if first:
+        if user_id and user_id not in records["users"]:
+            raise NotFound(
+                f"No user {user_id!r} in this ledger, and this first load does not create one; "
+                "give the user_id of one of its users.csv rows, or leave --user out"
+            )
+        admins = tuple(granted(records["users"].values(), ADMIN))
     added: dict[str, int] = {}
     unchanged: dict[str, int] = {}
     new: dict[str, list[tuple[Any, ...]]] = {}
@@ -349,6 +433,8 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
         added[table] = len(new[table])
         unchanged[table] = len(recs) - len(new[table])
     with recon.transaction():
+        if first and not _has_no_users(con):
+            raise LedgerError("Another load added users to this ledger meanwhile; nothing was loaded; retry as admin")
         for table in TABLES:
             if new[table]:
                 marks = ", ".join("?" for _ in TABLES[table])
@@ -360,8 +446,17 @@ def load_practice(recon: Any, source: Path, user_id: str) -> LoadSummary:
                     table,
                 )
         if any(added.values()):
-            recon.audit(user_id, "load_practice", "practice", str(source), {"added": added})
-    return LoadSummary(str(source), added, unchanged)
+            detail: dict[str, Any] = {"added": added}
+            if first:
+                detail["first_load"] = True
+                detail["first_admins"] = list(admins)
+            recon.audit(user_id or "(first load)", "load_practice", "practice", str(source), detail)
+    return LoadSummary(str(source), added, unchanged, first_load=first, first_admins=admins)
+
+
+def _has_no_users(con: Any) -> bool:
+    row = con.execute("SELECT count(*) FROM users").fetchone()
+    return not row or row[0] == 0
 
 
 def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[str, ...], table: str) -> None:

@@ -33,7 +33,7 @@ from recon.model import (
 from recon.money import ZERO, fmt
 from recon.output import Rows
 from recon.rules.allocation import OpenInvoice, Plan, plan_insurance_payment
-from recon.rules.permissions import require_billing
+from recon.rules.permissions import parse_permissions, require_billing
 from recon.store import db, queries
 from recon.store.sql import bind
 
@@ -164,9 +164,11 @@ class Recon:
     def user(self, user_id: str) -> User:
         row = self.execute("SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]).fetchone()
         if row is None:
-            raise NotFound(f"No user {user_id!r} in this ledger (users come from users.csv)")
-        perms = frozenset(p.strip().lower() for p in row[2].split(";") if p.strip())
-        return User(row[0], row[1], perms)
+            raise NotFound(
+                f"No user {user_id!r} in this ledger: an unknown user can do nothing here "
+                "(users come from users.csv, loaded by an admin)"
+            )
+        return User(row[0], row[1], parse_permissions(row[2]))
 
     def users(self) -> list[User]:
         return [self.user(r[0]) for r in self._rows("SELECT user_id FROM users ORDER BY user_id")]
@@ -477,10 +479,14 @@ class Recon:
 
     # ---------------------------------------------------------------- bulk I/O
     def load_practice(self, source: str | os.PathLike[str], user_id: str | None = None) -> Any:
-        """Load clients, payers, policies, invoices and users from a CSV folder or an .xlsx."""
+        """Load clients, payers, policies, invoices and users from a CSV folder or an .xlsx.
+
+        ``user_id`` must hold the admin permission, except on the first load into a
+        ledger without users (which creates the first admin; see :mod:`recon.practice`).
+        """
         from recon.practice import load_practice
 
-        return load_practice(self, Path(source), user_id or "recon-load")
+        return load_practice(self, Path(source), user_id or None)
 
     def export(self, out: str | os.PathLike[str], fmt_name: str | None = None) -> list[Path]:
         from recon.export import export_ledger

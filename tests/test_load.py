@@ -10,6 +10,14 @@ import pytest
 
 from tests.conftest import PRACTICE, Run, read_csv, write_practice
 
+# the shared practice plus an admin, so that a second load (by lee) is allowed
+ADMIN_PRACTICE = {**PRACTICE, "users.csv": [*PRACTICE["users.csv"], ("lee", "Lee Admin", "admin")]}
+
+
+@pytest.fixture
+def practice_dir(tmp_path: Path) -> Path:
+    return write_practice(tmp_path / "practice", ADMIN_PRACTICE)
+
 
 def counts(db: Path) -> dict[str, int]:
     con = duckdb.connect(str(db), read_only=True)
@@ -24,12 +32,13 @@ def counts(db: Path) -> dict[str, int]:
 
 def test_loading_twice_changes_nothing(cli: Callable[..., Run], db: Path, practice_dir: Path) -> None:
     before = counts(db)
-    run = cli("load", practice_dir, "--db", db)
+    run = cli("load", practice_dir, "--db", db, "--user", "lee")
     assert run.code == 0 and "invoices: 0 added, 8 unchanged" in run.out
+    assert "first admin" not in run.out
     assert (
         counts(db)
         == before
-        == {"clients": 3, "invoices": 8, "users": 2, "client_insurance": 3, "insurance_providers": 3}
+        == {"clients": 3, "invoices": 8, "users": 3, "client_insurance": 3, "insurance_providers": 3}
     )
 
 
@@ -85,7 +94,7 @@ def test_duplicate_id_with_different_content(cli: Callable[..., Run], tmp_path: 
 
 def test_changed_record_on_reload_is_refused(cli: Callable[..., Run], db: Path, tmp_path: Path) -> None:
     folder = write_practice(tmp_path / "changed", _with("invoices", 1, "fee", "151.00"))
-    run = cli("load", folder, "--db", db)
+    run = cli("load", folder, "--db", db, "--user", "lee")
     assert run.code == 1 and "invoices.csv:2: 'I1' is already in the ledger with different content" in run.err
     assert counts(db)["invoices"] == 8
 
@@ -94,7 +103,7 @@ def test_physical_line_counts_quoted_newlines(cli: Callable[..., Run], tmp_path:
     folder = write_practice(tmp_path / "p")
     (folder / "clients.csv").write_text(
         "client_id,first_name,last_name,date_of_birth,copay\n"
-        'C1,"Avery\nJo",Chen,1980-02-03,20.00\n'
+        'C1,"Avery\n",Chen,1980-02-03,20.00\n'
         "C2,Blake,Diaz,1975-07-09,x\n"
     )
     run = cli("load", folder, "--db", tmp_path / "l.duckdb")

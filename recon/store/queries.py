@@ -98,4 +98,5 @@ PAYMENT_COLUMNS = (
     "unapplied",
     "status",
     "user_id",
+    "notes",
 )
