@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,9 +40,10 @@ from recon.remit.balance import plb_total
 from recon.remit.era835 import Remittance, read_835_checked
 from recon.remit.match import Poster
 from recon.remit.prepare import Header, Prepared
-from recon.remit.stage import Stager
+from recon.remit.stage import Stager, private_session, scratch_folder
 from recon.remit.x12 import gc_paused
 from recon.rules.permissions import require_billing
+from recon.store.integrity import posting_marked
 from recon.store.sql import bind
 
 DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
@@ -158,19 +158,22 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
 
     Reading (pure Python) and posting (DuckDB, which re-takes the GIL) do not overlap
     in threads, so the reading runs in a ``spawn``-ed process (a fork of a process
-    with DuckDB open is unsafe). At most two files are prepared ahead (their staged
-    text on disk, in folders this function owns and always removes). Each file is
+    with DuckDB open is unsafe) that ends with this one (:func:`watch_parent`). At
+    most two files are prepared ahead (their staged text on disk, in folders this
+    function owns and always removes; in memory when the ledger is encrypted). Each file is
     still posted in its own transaction with every check of :func:`post_file`; a file
     the reader could not prepare, or a reader that failed, is read in process.
     """
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    from recon.remit.prepare import prepare_file
+    from recon.remit.prepare import prepare_file, watch_parent
 
+    private = private_session(recon.con)  # encrypted ledger: the reader keeps staged PHI in memory
     pool: ProcessPoolExecutor | None = None
     with contextlib.suppress(Exception):  # no process can be started: read every file in process
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=watch_parent, initargs=(os.getpid(),))
     futures: dict[int, Future[Prepared]] = {}
     folders: dict[int, str] = {}
 
@@ -178,9 +181,11 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
         nonlocal pool
         if pool is None or i >= len(paths):
             return
-        folders[i] = tempfile.mkdtemp(prefix="recon-prepare-")
+        if not private:
+            folders[i] = scratch_folder("prepare")
         try:
-            futures[i] = pool.submit(prepare_file, os.fspath(paths[i]), Path(paths[i]).name, folders[i])
+            futures[i] = pool.submit(prepare_file, os.fspath(paths[i]), Path(paths[i]).name, folders.get(i),
+                                     private=private)
         except Exception:  # a broken pool: the remaining files are read in process
             pool.shutdown(wait=False, cancel_futures=True)
             pool = None
@@ -229,7 +234,8 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
     name = Path(path).name
     outcome = FileOutcome(name, "posted")
     con = recon.con
-    with _single_threaded(con):
+    marked = contextlib.nullcontext() if dry_run else posting_marked(con, f"posting {name}")
+    with _single_threaded(con), marked:  # the marker: a posting cut short is cleaned up at the next open
         con.execute("BEGIN TRANSACTION")
         stager: Stager | None = None
         try:

@@ -9,12 +9,22 @@ comes back is small and picklable (:class:`Prepared`): one :class:`Header` per
 transaction, the chunks' file names, and the reason the parent must read the file
 itself when it must (a bad file, a value text cannot carry, an unexpected error),
 so that every refusal is produced by the in-process path exactly as for one file.
-The claims themselves travel only through the files.
+The claims themselves travel only through the files; with an encrypted ledger (PHI
+never written in plain text) they travel in memory instead, with the result.
+
+The reader process must not outlive the posting process, however that ends (a
+``kill -9`` included): :func:`watch_parent`, run first in the reader, ends it when its
+parent is gone (``PR_SET_PDEATHSIG`` on Linux, and a thread that polls the parent).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -55,30 +65,78 @@ class Prepared:
     """One file as a reader process left it: headers, chunk files (lo, hi, table -> path) or a reason."""
 
     headers: list[Header] = field(default_factory=list)
-    chunks: list[tuple[int, int, dict[str, str]]] = field(default_factory=list)
+    chunks: list[tuple[int, int, dict[str, str | bytes]]] = field(default_factory=list)  # path, or the text
     in_process: str = ""  # non-empty: the parent reads the file itself (and refuses it, when bad)
 
 
-def prepare_file(path: str | os.PathLike[str], name: str, folder: str, chunk_rows: int | None = None) -> Prepared:
-    """Read and check ``path``; write its staged text into ``folder``. Never raises."""
+PARENT_POLL = 0.5
+"""Seconds between the reader's checks that its parent still runs (where no death signal exists)."""
+
+
+def watch_parent(parent: int) -> None:
+    """The reader process's initializer: end this process as soon as ``parent`` (the posting process) is gone.
+
+    A reader blocked on its task queue never notices its parent's death by itself (it
+    holds both ends of the queue's pipe), and keeps multiprocessing's resource tracker
+    alive with it. Linux kills it with the parent (``PR_SET_PDEATHSIG``); everywhere
+    a daemon thread also compares ``os.getppid()`` with the parent it was started by.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_poll_parent, args=(parent,), name="recon-watch-parent", daemon=True).start()
+
+
+def _poll_parent(parent: int) -> None:
+    while True:
+        time.sleep(PARENT_POLL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def prepare_file(
+    path: str | os.PathLike[str], name: str, folder: str | None, chunk_rows: int | None = None, *, private: bool = False
+) -> Prepared:
+    """Read and check ``path``; stage its text into ``folder``, or in memory when ``private``. Never raises."""
+    if private and not hasattr(os, "memfd_create"):
+        return Prepared(in_process="no in-memory files here to stage PHI through")
     try:
-        return _prepare(Path(path), name, folder, chunk_rows)
+        return _prepare(Path(path), name, folder, chunk_rows, private)
     except RemittanceError as exc:
         return Prepared(in_process=f"refused by the reader: {exc.message}")
     except Exception as exc:  # any error comes back as data; the parent reads the file itself
         return Prepared(in_process=f"reader error: {type(exc).__name__}: {exc}")
 
 
-def _prepare(path: Path, name: str, folder: str, chunk_rows: int | None) -> Prepared:
-    stager = TextStager(folder, chunk_rows=chunk_rows)
+def _prepare(path: Path, name: str, folder: str | None, chunk_rows: int | None, private: bool) -> Prepared:
+    stager = TextStager(folder, chunk_rows=chunk_rows, private=private)
     out = Prepared()
     with gc_paused():
         for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
             if rem.defects or imbalances:
                 return Prepared(in_process="the file does not pass validation")
-            out.headers.append(Header(rem.envelope, rem.handling_code, rem.amount, rem.method, rem.payment_date,
-                                      rem.trace_number, rem.originator_id, rem.payer_name, rem.payer_ref_id,
-                                      rem.payer_n1_id, len(rem.claims), plb_total(rem), tuple(rem.warnings)))
+            out.headers.append(
+                Header(
+                    rem.envelope,
+                    rem.handling_code,
+                    rem.amount,
+                    rem.method,
+                    rem.payment_date,
+                    rem.trace_number,
+                    rem.originator_id,
+                    rem.payer_name,
+                    rem.payer_ref_id,
+                    rem.payer_n1_id,
+                    len(rem.claims),
+                    plb_total(rem),
+                    tuple(rem.warnings),
+                )
+            )
             stager.add(st, rem)
             if stager.exact:
                 return Prepared(in_process="a value needs the exact staging path")

@@ -14,14 +14,23 @@ row costs less than building Arrow columns did (about half, money included). A
 chunk whose text a value would break (a value holding the delimiter, a line break or
 the null marker) is staged through Arrow instead, so every value is staged exactly
 whatever it contains.
+
+The staged text holds PHI (patient names, claim ids, amounts). With an encrypted
+ledger it never touches a disk: it is written to anonymous in-memory files
+(``memfd_create``, read by DuckDB through ``/proc/self/fd``), or where those do not
+exist staged through Arrow. Without encryption the scratch folders are named for
+the process that owns them (``recon-stage-PID-*``), and those of a process that no
+longer runs (a killed posting) are removed the next time recon opens a ledger.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +64,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+SCRATCH_PREFIXES = ("recon-stage-", "recon-prepare-")
+_OWNED = re.compile(r"^recon-(?:stage|prepare)-(\d+)-")
+LEGACY_AGE = 3600.0
+"""Seconds after which a scratch folder named without its owner (older recon) is taken as left behind."""
+
 After = Callable[[int, int], str]
 """SQL to run once claims ``lo < ci <= hi`` are staged (the posting's per-chunk part)."""
 
@@ -66,7 +80,7 @@ class Stager:
     """
 
     def __init__(self, con: Any, *, after: After | None = None, chunk_rows: int | None = None,
-                 folder: str | None = None) -> None:
+                 folder: str | None = None, private: bool | None = None) -> None:
         self.con = con
         self.after = after
         self.chunk_rows = chunk_rows or CHUNK_ROWS
@@ -78,7 +92,9 @@ class Stager:
         self.cas = 0
         self.first_cas = 0  # the last CAS key before the buffered claims
         self.chunks = 0
-        self.folder = folder or tempfile.mkdtemp(prefix="recon-stage-")
+        self.private = private_session(con) if private is None else private
+        self.fds: dict[str, int] = {}  # in-memory file path -> its descriptor (private staging)
+        self.folder = None if self.private else (folder or scratch_folder("stage"))
         if con is not None:  # None: a TextStager, which only writes the files (in a reader process)
             con.execute(";\n".join(
                 f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {sql}' for name, sql in spec)})"
@@ -120,21 +136,52 @@ class Stager:
         self.chunks += 1
         self._load(chunk, self.chunks)
 
+    def _texts(self, chunk: _Chunk) -> dict[str, str] | None:
+        """The chunk's text per table; None when a value needs the exact path."""
+        texts: dict[str, str] = {}
+        for table, spec in TABLES.items():
+            if table == "s_plb":
+                text = _rows_text(chunk.plb, len(spec)) if chunk.plb else ""
+            else:
+                text = _lines_text(chunk.lines[table], len(spec)) if chunk.lines[table] else ""
+            if text is None:
+                return None  # a value holds a separator, a line break or the null marker
+            if text:
+                texts[table] = text
+        return texts
+
     def _files(self, chunk: _Chunk, number: int) -> dict[str, str] | None:
         """Write the chunk's text files (table -> path); None when a value needs the exact path."""
-        files: dict[str, str] = {}
-        for table, spec in TABLES.items():
-            path = os.path.join(self.folder, f"{number}_{table}.txt")
-            if table == "s_plb":
-                if chunk.plb and not _write_rows(path, chunk.plb, len(spec)):
-                    return None
-                if chunk.plb:
-                    files[table] = path
-            elif chunk.lines[table]:
-                if not _write_lines(path, chunk.lines[table], len(spec)):
-                    return None  # a value holds a separator, a line break or the null marker
-                files[table] = path
-        return files
+        if self.private and not hasattr(os, "memfd_create"):
+            return None  # nowhere private to write text: Arrow
+        texts = self._texts(chunk)
+        if texts is None:
+            return None
+        return {table: self._write(f"{number}_{table}", text) for table, text in texts.items()}
+
+    def _write(self, name: str, text: str | bytes) -> str:
+        """A file DuckDB can read holding ``text``: in memory when private, else in the scratch folder."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if self.private:
+            fd = os.memfd_create(f"recon-{name}", os.MFD_CLOEXEC)
+            _write_all(fd, data)
+            path = f"/proc/self/fd/{fd}"
+            self.fds[path] = fd
+            return path
+        assert self.folder is not None
+        path = os.path.join(self.folder, f"{name}.txt")
+        with open(path, "wb") as out:
+            out.write(data)
+        return path
+
+    def _discard(self, path: str) -> None:
+        fd = self.fds.pop(path, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
     def _load(self, chunk: _Chunk, number: int) -> None:
         files = self._files(chunk, number)
@@ -148,19 +195,25 @@ class Stager:
             files = {}
         self.load_files(chunk.lo, chunk.hi, files)
 
-    def load_files(self, lo: int, hi: int, files: dict[str, str]) -> None:
-        """Load a chunk's text files (claims ``lo < ci <= hi``), run ``after`` on it, remove the files."""
-        statements = [f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}"
-                      for table, path in files.items()]
-        if self.after is not None and hi > lo:
-            statements.append(self.after(lo, hi))
+    def load_files(self, lo: int, hi: int, files: dict[str, str | bytes]) -> None:
+        """Load a chunk's text files (claims ``lo < ci <= hi``), run ``after`` on it, remove the files.
+
+        A value that is bytes is the text itself (a reader process kept it in memory):
+        it is written to an in-memory file here.
+        """
+        paths: dict[str, str] = {}
         try:
+            for table, file in files.items():
+                paths[table] = self._write(f"loaded_{table}", file) if isinstance(file, bytes) else file
+            statements = [f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}"
+                          for table, path in paths.items()]
+            if self.after is not None and hi > lo:
+                statements.append(self.after(lo, hi))
             if statements:
                 self.con.execute(";\n".join(statements))
         finally:
-            for path in files.values():
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            for path in paths.values():
+                self._discard(path)
 
     def flush(self) -> None:
         """Load everything still buffered."""
@@ -169,7 +222,10 @@ class Stager:
 
     def close(self) -> None:
         """Remove the scratch files."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        for path in list(self.fds):
+            self._discard(path)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def drop(self) -> None:
         for table in TABLES:
@@ -207,27 +263,93 @@ class _Chunk:
         return {"s_claim": claims, "s_line": lines, "s_cas": cas}
 
 
-def _write_lines(path: str, lines: list[str], width: int) -> bool:
-    """Write SEP-delimited ``lines``; False (nothing written) when a value would break them.
+def _lines_text(lines: list[str], width: int) -> str | None:
+    """SEP-delimited ``lines`` as one text; None when a value would break them.
 
     Counting the separators and line breaks of the whole text proves that no value
     contained one; a NULL marker may only stand for a missing service date.
     """
     text = "\n".join(lines) + "\n"
     if text.count(SEP) != len(lines) * (width - 1) or text.count("\n") != len(lines) or "\r" in text:
-        return False
+        return None
     if NULL in text and any(NULL in line[:-1] for line in lines if NULL in line):
-        return False  # the marker inside a value: it may only be a whole last column (a missing date)
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        out.write(text)
-    return True
+        return None  # the marker inside a value: it may only be a whole last column (a missing date)
+    return text
 
 
-def _write_rows(path: str, rows: list[tuple[Any, ...]], width: int) -> bool:
-    """``_write_lines`` for rows of values (None, a missing date, becomes the NULL marker)."""
+def _rows_text(rows: list[tuple[Any, ...]], width: int) -> str | None:
+    """``_lines_text`` for rows of values (None, a missing date, becomes the NULL marker)."""
     if any(isinstance(v, str) and NULL in v for row in rows for v in row):
+        return None
+    return _lines_text([SEP.join([NULL if v is None else str(v) for v in row]) for row in rows], width)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def private_session(con: Any) -> bool:
+    """True when the session's ledger is encrypted: then no staged text may be written to a disk."""
+    if con is None:
         return False
-    return _write_lines(path, [SEP.join([NULL if v is None else str(v) for v in row]) for row in rows], width)
+    with contextlib.suppress(Exception):
+        row = con.execute("SELECT encrypted FROM duckdb_databases() WHERE database_name = current_database()"
+                          ).fetchone()
+        if row and row[0]:
+            return True
+    with contextlib.suppress(Exception):
+        row = con.execute("SELECT current_setting('temp_file_encryption')").fetchone()
+        return bool(row and row[0] in (True, "true", "True"))
+    return False
+
+
+def scratch_folder(kind: str) -> str:
+    """A new scratch folder named for this process (``recon-KIND-PID-*``), so that a later recon can tell
+    whether its owner still runs."""
+    return tempfile.mkdtemp(prefix=f"recon-{kind}-{os.getpid()}-")
+
+
+def remove_stale_scratch(root: str | None = None) -> list[str]:
+    """Remove the scratch folders of recon processes that no longer run (a posting killed mid-way).
+
+    Folders of running processes are left alone; those named without an owner (an
+    older recon) once they are an hour old. Returns the folders removed.
+    """
+    root = root or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(SCRATCH_PREFIXES):
+            continue
+        with contextlib.suppress(OSError):
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            owner = _OWNED.match(entry.name)
+            if owner is not None:
+                if _running(int(owner.group(1))):
+                    continue
+            elif time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: running
+    return True
 
 
 def _read_csv(path: str, spec: tuple[tuple[str, str], ...]) -> str:
@@ -263,13 +385,19 @@ class TextStager(Stager):
     written as text (the parent then reads that file itself, the exact way).
     """
 
-    def __init__(self, folder: str, *, chunk_rows: int | None = None) -> None:
-        super().__init__(None, chunk_rows=chunk_rows, folder=folder)
-        self.written: list[tuple[int, int, dict[str, str]]] = []  # (lo, hi, table -> path)
+    def __init__(self, folder: str | None, *, chunk_rows: int | None = None, private: bool = False) -> None:
+        super().__init__(None, chunk_rows=chunk_rows, folder=folder, private=private)
+        self.written: list[tuple[int, int, dict[str, str | bytes]]] = []  # (lo, hi, table -> path or text)
         self.exact = False
 
     def _load(self, chunk: _Chunk, number: int) -> None:
-        files = self._files(chunk, number)
+        files: dict[str, str | bytes] | None
+        if self.private:  # the text stays in memory, and travels to the parent with the result
+            texts = self._texts(chunk)
+            files = None if texts is None else {t: text.encode("utf-8") for t, text in texts.items()}
+        else:
+            written = self._files(chunk, number)
+            files = None if written is None else dict(written)
         if files is None:
             self.exact = True
             files = {}

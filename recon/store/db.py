@@ -11,7 +11,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import math
 import os
+import random
+import re
+import sys
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -38,6 +43,13 @@ no measurable cost. Hence 300MB with the 256MB threshold: memory bounded, not gr
 the number of files, and the million claims within a minute.
 """
 ALIAS = "ledger"
+DEFAULT_WAIT = 15.0
+"""Seconds to wait for a ledger another program is using (``RECON_DB_WAIT``) before refusing.
+
+DuckDB lets one process write a file at a time; recon commands hold it only while they
+work (a notebook lets go whenever its kernel is idle), so a second analyst's command
+waits its turn instead of failing.
+"""
 
 
 def default_db_path() -> Path:
@@ -61,10 +73,27 @@ def _httpfs_extension() -> str:
     return found[0]
 
 
-def connect(path: str | os.PathLike[str], key: str | None = None) -> duckdb.DuckDBPyConnection:
+def wait_seconds(wait: float | None = None) -> float:
+    """How long to wait for a busy ledger: ``wait``, else ``RECON_DB_WAIT``, else 15 s."""
+    if wait is None:
+        text = os.environ.get("RECON_DB_WAIT", "").strip()
+        if not text:
+            return DEFAULT_WAIT
+        try:
+            wait = float(text)
+        except ValueError:
+            raise LedgerError(f"RECON_DB_WAIT: {text[:60]!r} is not a number of seconds") from None
+    if not math.isfinite(wait) or wait < 0:
+        raise LedgerError(f"RECON_DB_WAIT: {wait} is not a number of seconds (0 or more)")
+    return float(wait)
+
+
+def connect(
+    path: str | os.PathLike[str], key: str | None = None, *, wait: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open (creating when missing) the ledger at ``path`` and bring its schema up to date."""
     con = session(key)
-    attach(con, Path(path), key)
+    attach(con, Path(path), key, wait=wait)
     return con
 
 
@@ -87,8 +116,14 @@ def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None) -> None:
-    """Attach the ledger file as the session's default catalog (schema brought up to date)."""
+def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, *, wait: float | None = None) -> None:
+    """Attach the ledger file as the session's default catalog (schema brought up to date).
+
+    A ledger another program is writing is waited for (``wait``, see :func:`wait_seconds`),
+    then refused. A posting a crash cut short is cleaned up here, before anything reads
+    or writes (:mod:`recon.store.integrity`), as is staging a crashed posting left behind.
+    """
+    _remove_stale_staging()
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
         # Spills beside the ledger (not in whatever folder the caller runs from), and
@@ -96,15 +131,74 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None) -> None:
         con.execute(f"SET temp_directory = {_quote(str(path) + '.tmp')}")
         if key:
             con.execute("SET temp_file_encryption = true")
+    _attach_waiting(con, path, key, wait)
     try:
-        if key:
-            con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS} (ENCRYPTION_KEY {_quote(key)})")
-        else:
-            con.execute(f"ATTACH {_quote(str(path))} AS {ALIAS}")
         con.execute(f"USE {ALIAS}")
-    except duckdb.Error as exc:
-        raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
-    _apply_schema(con)
+        _apply_schema(con)
+        from recon.store.integrity import recover
+
+        recover(con, str(path))
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("USE memory")
+            con.execute(f"DETACH {ALIAS}")
+        raise
+
+
+def _attach_waiting(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, wait: float | None) -> None:
+    """ATTACH, retrying while another process holds the file's lock, up to the wait; said once on stderr."""
+    sql = f"ATTACH {_quote(str(path))} AS {ALIAS}" + (f" (ENCRYPTION_KEY {_quote(key)})" if key else "")
+    deadline: float | None = None
+    limit = 0.0
+    while True:
+        try:
+            con.execute(sql)
+            return
+        except duckdb.Error as exc:
+            if not _held_elsewhere(exc):
+                raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
+            now = time.monotonic()
+            if deadline is None:
+                limit = wait_seconds(wait)
+                deadline = now + limit
+                if limit > 0:
+                    sys.stderr.write(
+                        f"recon: the ledger {path} is in use by another program{_holder(exc)}; "
+                        f"waiting up to {limit:g} s for it (RECON_DB_WAIT sets how long)\n"
+                    )
+                    sys.stderr.flush()
+            if now >= deadline:
+                raise LedgerError(
+                    f"The ledger {path} is open in another program{_holder(exc)} (a notebook or another recon)"
+                    + (f" and stayed busy for {limit:g} s" if limit > 0 else "")
+                    + "; nothing was changed: close it and retry"
+                ) from exc
+            time.sleep(min(deadline - now, random.uniform(0.02, 0.12)))
+
+
+def _held_elsewhere(exc: duckdb.Error) -> bool:
+    """DuckDB's refusal when another process holds the file's lock."""
+    text = str(exc)
+    return "Unique file handle conflict" not in text and "lock" in text.lower()
+
+
+def _holder(exc: duckdb.Error) -> str:
+    found = re.search(r"\(PID (\d+)\)", str(exc))
+    return f" (process {found.group(1)})" if found else ""
+
+
+_stale_checked = False
+
+
+def _remove_stale_staging() -> None:
+    """Once per process: remove staging folders that a killed posting left in the temp folder."""
+    global _stale_checked
+    if _stale_checked:
+        return
+    _stale_checked = True
+    from recon.remit.stage import remove_stale_scratch
+
+    remove_stale_scratch()
 
 
 def detach(con: duckdb.DuckDBPyConnection) -> None:
