@@ -232,6 +232,25 @@ def processor_enrolled() -> tuple[bool, str | None]:
         return False, f"Card payments are not offered: {one_line(exc)}"
 
 
+def practice_processor() -> tuple[str, str | None]:
+    """The practice's processor (``stripe``, ``vantage`` or ``none``), and why none when it cannot tell.
+
+    The form's button follows it: the seed's Vantage steps end with Save, Stripe's with
+    Record Payment / Charge Payment Method.
+    """
+    try:
+        from recon.processors.settings import load_settings
+    except ImportError:
+        return "none", None
+    try:
+        return load_settings().processor, None
+    except ReconError as exc:
+        return "none", f"Card payments are not offered: {exc}"
+    except Exception as exc:  # settings are optional for recording; log, do not block
+        log.error("recon.ui: payment settings could not be read", exc_info=exc)
+        return "none", f"Card payments are not offered: {one_line(exc)}"
+
+
 def notebook_ledger_path() -> Path:
     """The ledger a notebook opens: ``RECON_DB`` or ``data/recon.duckdb`` of the checkout.
 

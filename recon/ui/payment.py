@@ -12,9 +12,20 @@ payment until the form is edited again; the request also carries a per-form
 idempotency key (a new uuid each time the form opens or resets), so a repeated
 submit of the same payment replays the first instead of recording twice.
 
+Invalid input: the preview re-plans on every keystroke and tick (one plan per change,
+no debounce); while a field holds something that cannot be recorded, its one-line
+reason shows once, in the preview, the field is marked (CSS class ``recon-invalid``)
+and Record Payment is disabled. A refusal at the click (permission, a ledger that
+moved) shows in the message line instead.
+
+The button follows the seed per processor: Ensora Payments with Stripe (and a practice
+not enrolled) reads Record Payment, and Charge Payment Method for Insurance
+Credit/Debit Card; a Vantage practice reads **Save** for both ("Click the Save button",
+to record, and again before the card fields).
+
 Card payments: when the practice is enrolled in payment processing the method
 Insurance Credit/Debit Card is offered; choosing it turns Record Payment into
-Charge Payment Method, which calls ``on_charge`` with a :class:`ChargeRequest`.
+Charge Payment Method (Save for Vantage), which calls ``on_charge`` with a :class:`ChargeRequest`.
 The card form (another part of recon) charges through the processor, records
 with ``recon.record_payment(..., card=...)`` and then calls ``done(receipt)`` or
 ``failed(message)``.
@@ -22,6 +33,7 @@ with ``recon.record_payment(..., card=...)`` and then calls ``done(receipt)`` or
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +54,7 @@ from recon.ui.common import (
     esc,
     html_table,
     message_html,
-    processor_enrolled,
+    practice_processor,
     shown_error,
 )
 
@@ -50,6 +62,10 @@ INSURANCE_PAYMENT = "Insurance Payment"
 CLIENT_PAYMENT = "Client Payment"
 RECORD = "Record Payment"
 CHARGE = "Charge Payment Method"
+SAVE = "Save"
+"""Vantage's one label, to record and to go on to the card fields (the seed's Vantage steps)."""
+INVALID = "recon-invalid"
+"""CSS class of the field whose value the preview refuses."""
 RECORDED_METHODS = (
     PaymentMethod.INSURANCE,
     PaymentMethod.INSURANCE_CHECK,
@@ -112,6 +128,7 @@ class InsurancePaymentForm(w.VBox):
         enrolled: bool | None = None,
         on_cancel: Callable[[], None] | None = None,
         page_size: int | None = None,
+        processor: str | None = None,
     ) -> None:
         self.recon = recon
         self.client = recon.client(client_id)
@@ -129,12 +146,20 @@ class InsurancePaymentForm(w.VBox):
         self._ticked: set[str] = set()
         self._row_widgets: dict[str, tuple[w.Checkbox, w.Text]] = {}
         self._previewed: tuple[tuple[Any, ...], Plan] | None = None
+        self._rested = False
+        self.invalid: str | None = None
+        self._marked: str | None = None  # "total", "insurance" or "invoice:<id>"
         notes: list[str] = []
-        if enrolled is None:
-            enrolled, why = processor_enrolled()
-            if why:
-                notes.append(why)
+        if enrolled is None or processor is None:
+            configured, why = practice_processor()
+            if enrolled is None:
+                enrolled = configured != "none"
+                if why:
+                    notes.append(why)
+            if processor is None:
+                processor = configured if configured != "none" or not enrolled else "stripe"
         self.enrolled = enrolled
+        self.processor = processor
 
         own_picker = not isinstance(user, UserPicker)
         self.user_picker = UserPicker(recon, user) if own_picker else user  # type: ignore[arg-type]
@@ -147,9 +172,10 @@ class InsurancePaymentForm(w.VBox):
             placeholder="0.00",
             style=STYLE,
             layout=w.Layout(width="300px"),
+            continuous_update=True,
         )
         self.total.add_class("recon-total-amount")
-        self.invoice_header = w.HTML(CSS + _row_header())
+        self.invoice_header = w.HTML(CSS + _FORM_CSS + _row_header())
         self.invoice_rows = w.VBox()
         self.invoice_rows.add_class("recon-invoice-rows")
         self.pager = Pager("recon-invoices", page_size or self.page_size, self._render_rows, "Open invoices")
@@ -179,12 +205,18 @@ class InsurancePaymentForm(w.VBox):
             placeholder="check or trace number",
             style=STYLE,
             layout=w.Layout(width="420px"),
+            continuous_update=True,
         )
         self.payment_number.add_class("recon-payment-number")
-        self.notes = w.Textarea(description="Notes", style=STYLE, layout=w.Layout(width="480px"))
+        self.notes = w.Textarea(
+            description="Notes", style=STYLE, layout=w.Layout(width="480px"), continuous_update=True
+        )
         self.notes.add_class("recon-notes")
         self.record_button = w.Button(
-            description=RECORD, button_style="primary", icon="check", layout=w.Layout(width="auto", min_width="160px")
+            description=self._button_label(card=False),
+            button_style="primary",
+            icon="check",
+            layout=w.Layout(width="auto", min_width="160px"),
         )
         self.record_button.add_class("recon-record-payment")
         self.cancel_button = w.Button(description="Cancel")
@@ -298,6 +330,7 @@ class InsurancePaymentForm(w.VBox):
                 value=self._entries.get(r.invoice_id, ""),
                 placeholder="0.00",
                 layout=w.Layout(width="110px"),
+                continuous_update=True,
             )
             pay.add_class("recon-pay")
             pay.add_class(f"recon-pay-{r.invoice_id}")
@@ -318,6 +351,7 @@ class InsurancePaymentForm(w.VBox):
             rows.append(row)
             self._row_widgets[r.invoice_id] = (tick, pay)
         self.invoice_rows.children = rows
+        self._mark_invalid()
 
     def _on_tick(self, inv: Any, ticked: bool) -> None:
         """Ticking fills Payment with the open Ins Amt Due; unticking clears it."""
@@ -346,15 +380,18 @@ class InsurancePaymentForm(w.VBox):
         self._picks_changed()
 
     def _picks_changed(self) -> None:
-        """Total Amount follows the invoice Payments (their sum), as the seed says."""
+        """Total Amount follows the invoice Payments (their sum), as the seed says.
+
+        A Payment that is not an amount (``12.345``) empties Total Amount: the old sum
+        would be a total nobody entered. The preview names the bad field.
+        """
         if self._entries:
             try:
                 amounts = [parse_amount(t, f"Payment on invoice {i}") for i, t in self._entries.items()]
             except ReconError:
-                amounts = None  # the preview names the bad field
-            if amounts is not None:
-                self._set_quietly(self.total, fmt(total(amounts)))
-                self._total_auto = True
+                amounts = None
+            self._set_quietly(self.total, fmt(total(amounts)) if amounts is not None else "")
+            self._total_auto = True
         elif self._total_auto:
             self._set_quietly(self.total, "")
             self._total_auto = False
@@ -399,9 +436,15 @@ class InsurancePaymentForm(w.VBox):
         self._total_auto = False
         self._edited(preview=True)
 
+    def _button_label(self, card: bool) -> str:
+        """The seed's label: Save for Vantage; Record Payment / Charge Payment Method otherwise."""
+        if self.processor == "vantage":
+            return SAVE
+        return CHARGE if card else RECORD
+
     def _on_method(self, change: dict[str, Any]) -> None:
         card = change["new"] is PaymentMethod.INSURANCE_CARD
-        self.record_button.description = CHARGE if card else RECORD
+        self.record_button.description = self._button_label(card)
         self.record_button.icon = "credit-card" if card else "check"
         if card:
             self.record_button.add_class("recon-charge-payment-method")
@@ -413,10 +456,44 @@ class InsurancePaymentForm(w.VBox):
         """Any edit re-arms Record Payment (it rests disabled after a payment)."""
         if self._syncing:
             return
-        if not self._busy:
-            self.record_button.disabled = False
+        self._rested = False
         if preview:
             self.refresh_preview()
+        else:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Record Payment is enabled unless busy, resting after a payment, or the input is invalid."""
+        self.record_button.disabled = self._busy or self._rested or self.invalid is not None
+
+    def _set_invalid(self, text: str | None, field: str | None = None) -> None:
+        """Remember why the input cannot be recorded, mark its field, and disable Record Payment."""
+        self.invalid = text
+        self._marked = field if text is not None else None
+        self._mark_invalid()
+        self._arm()
+
+    def _mark_invalid(self) -> None:
+        """Exactly the bad field carries ``recon-invalid`` (invoice rows are rebuilt per page)."""
+        fields: dict[str, w.DOMWidget] = {"total": self.total, "insurance": self.insurance}
+        fields.update({f"invoice:{inv}": pay for inv, (_tick, pay) in self._row_widgets.items()})
+        for key, field in fields.items():
+            if key == self._marked:
+                field.add_class(INVALID)
+            elif INVALID in field._dom_classes:
+                field.remove_class(INVALID)
+
+    def _field_of(self, exc: ReconError) -> str | None:
+        """The field an input error is about: Total Amount, Insurance or an invoice's Payment."""
+        name = getattr(exc, "field", None) or str(exc)
+        match = re.search(r"[Ii]nvoice (\S+?)(?=[:\s]|$)", name)
+        if match and match.group(1) in {r.invoice_id for r in self._open}:
+            return f"invoice:{match.group(1)}"
+        if "Total Amount" in name:
+            return "total"
+        if "Insurance" in name:
+            return "insurance"
+        return None
 
     # ----------------------------------------------------------------- preview
     def _plan_inputs(self) -> tuple[str, Any, tuple[InvoicePick, ...]]:
@@ -437,16 +514,21 @@ class InsurancePaymentForm(w.VBox):
         return str(self.insurance.value), amount, tuple(picks)
 
     def refresh_preview(self) -> Plan | None:
-        """Show what Record Payment would do now (``recon.plan_payment``), or why it cannot."""
+        """Show what Record Payment would do now (``recon.plan_payment``), or why it cannot.
+
+        One plan per change, computed at once. When the input cannot be recorded the
+        reason is shown here (once: never again in the message line), the field is
+        marked and Record Payment is disabled until the input is fixed.
+        """
         self._previewed = None
         if self.kind.value != INSURANCE_PAYMENT:
             self.preview.value = ""
+            self._set_invalid(None)
             return None
         if not self.total.value.strip() and not self._entries:
-            self.preview.value = message_html(
-                "info",
-                "Enter a Total Amount (applied oldest service first), or tick invoices, or type a Payment",
-            )
+            text = "Enter a Total Amount (applied oldest service first), or tick invoices, or type a Payment"
+            self.preview.value = message_html("info", text)
+            self._set_invalid(text)
             return None
         try:
             inputs = self._plan_inputs()
@@ -455,10 +537,13 @@ class InsurancePaymentForm(w.VBox):
                 PaymentRequest(self.client_id, payer, PaymentMethod.INSURANCE, amount=amount, picks=picks)
             )
         except Exception as exc:  # one line in the preview; bugs are logged
-            self.preview.value = message_html("error", shown_error(exc))
+            text = shown_error(exc)
+            self.preview.value = message_html("error", text)
+            self._set_invalid(text, self._field_of(exc) if isinstance(exc, ReconError) else None)
             return None
         self._previewed = (inputs, plan)
         self.preview.value = self._plan_html(plan, lump=not picks)
+        self._set_invalid(None)
         return plan
 
     def _plan_html(self, plan: Plan, lump: bool) -> str:
@@ -520,7 +605,7 @@ class InsurancePaymentForm(w.VBox):
     def set_busy(self, busy: bool) -> None:
         """Recording (or charging): the button is disabled so a second click does nothing."""
         self._busy = busy
-        self.record_button.disabled = busy
+        self._arm()
 
     def show_error(self, text: str) -> None:
         self.message.value = message_html("error", text)
@@ -533,9 +618,11 @@ class InsurancePaymentForm(w.VBox):
         try:
             receipt = self._record_or_charge()
         except Exception as exc:  # one readable line; bugs are logged in full
-            self.show_error(shown_error(exc, "nothing was recorded"))
-            self.set_busy(False)
+            text = shown_error(exc)
+            self._busy = False
             self.refresh_preview()  # re-plan on the ledger as it is now
+            if text != self.invalid:  # else the preview says it already: shown once
+                self.show_error(f"{text}; nothing was recorded")
             return
         if receipt is not None:
             self.recorded(receipt)
@@ -592,7 +679,8 @@ class InsurancePaymentForm(w.VBox):
                 "warning", f"{text}, but the screen could not refresh: {shown_error(exc)}"
             )
         self._busy = False
-        self.record_button.disabled = True  # re-armed by the next edit
+        self._rested = True  # re-armed by the next edit
+        self._arm()
 
     def reset(self) -> None:
         """A fresh form on the current ledger: new idempotency key, nothing ticked or typed.
@@ -638,6 +726,14 @@ def _default_card_form() -> ChargeHandler | None:
     except ImportError:  # the card part is not in this checkout
         return None
     return card_charge_handler()
+
+
+_FORM_CSS = """
+<style>
+.recon-payment-form .recon-invalid input, .recon-payment-form .recon-invalid select,
+.recon-payment-form input.recon-invalid { border-color: #c62828 !important; background: #fdecea; }
+</style>
+"""
 
 
 def _cell(value: str, width: str, numeric: bool) -> str:

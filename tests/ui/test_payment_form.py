@@ -17,7 +17,7 @@ import pytest
 from recon.model import PaymentMethod
 from recon.services import Recon
 from recon.ui import ChargeRequest, InsurancePaymentForm
-from recon.ui.payment import CHARGE, CLIENT_PAYMENT, RECORD
+from recon.ui.payment import CHARGE, CLIENT_PAYMENT, INVALID, RECORD, SAVE
 
 Form = Callable[..., InsurancePaymentForm]
 
@@ -181,15 +181,28 @@ def test_recon_user_env_preselects_the_user(recon: Recon, make_form: Form, monke
     assert make_form(user=None).user_picker.value == "ben"
 
 
-def test_payment_above_open_due_shows_the_message(recon: Recon, make_form: Form) -> None:
+def invalid_fields(form: InsurancePaymentForm) -> list[str]:
+    """Which fields carry the recon-invalid mark: total, insurance, or the invoice ids of Payment fields."""
+    fields = {"total": form.total, "insurance": form.insurance}
+    fields.update({inv: form.payment_field(inv) for inv in form.open_invoice_ids})
+    return [name for name, f in fields.items() if INVALID in f._dom_classes]
+
+
+def test_payment_above_open_due_is_shown_once_marked_and_cannot_be_recorded(recon: Recon, make_form: Form) -> None:
     form = make_form()
-    form.payment_field("I2").value = "100.01"
-    assert "more than its open Ins Amt Due of 100.00" in form.preview.value
     fill(form)
-    form.record_button.click()
-    assert "Payment 100.01 on invoice I2 is more than its open Ins Amt Due of 100.00" in (form.message.value)
-    assert "Traceback" not in form.message.value
+    form.payment_field("I2").value = "100.01"
+    assert "Payment 100.01 on invoice I2 is more than its open Ins Amt Due of 100.00" in form.preview.value
+    assert "Traceback" not in form.preview.value
+    assert form.record_button.disabled
+    assert invalid_fields(form) == ["I2"]
+    form.record_button.click()  # a click on the disabled button (as the browser would not send) does nothing
+    assert form.message.value == ""  # the error shows once, in the preview
     assert payment_count(recon) == 0
+    form.payment_field("I2").value = "100.00"  # fixed: the mark goes, the button comes back
+    assert invalid_fields(form) == [] and not form.record_button.disabled
+    form.record_button.click()
+    assert payment_count(recon) == 1
 
 
 @pytest.mark.parametrize(
@@ -199,11 +212,64 @@ def test_payment_above_open_due_shows_the_message(recon: Recon, make_form: Form)
 )  # fmt: skip
 def test_bad_total_amount_is_one_readable_line(recon: Recon, make_form: Form, total: str, expected: str) -> None:
     form = make_form()
-    form.total.value = total
     fill(form)
+    form.total.value = total
+    assert expected in form.preview.value and "\n" not in form.preview.value
+    assert form.record_button.disabled and invalid_fields(form) == ["total"]
     form.record_button.click()
-    assert expected in form.message.value
+    assert form.message.value == ""
     assert payment_count(recon) == 0
+
+
+def test_a_bad_payment_empties_the_total_instead_of_keeping_the_old_sum(make_form: Form) -> None:
+    form = make_form()
+    form.payment_field("I2").value = "12.34"
+    assert form.total.value == "12.34"
+    form.payment_field("I2").value = "12.345"
+    assert form.total.value == ""  # was: 12.34, a total nobody entered
+    assert "Payment on invoice I2: 12.345 is not valid; expected at most two decimal places" in form.preview.value
+    assert form.record_button.disabled and invalid_fields(form) == ["I2"]
+    form.payment_field("I2").value = "12.35"
+    assert form.total.value == "12.35" and invalid_fields(form) == [] and not form.record_button.disabled
+
+
+def test_an_empty_form_cannot_be_recorded(make_form: Form) -> None:
+    form = make_form()
+    fill(form)
+    assert "Enter a Total Amount" in form.preview.value
+    assert form.record_button.disabled
+    form.tick("I1").value = True
+    assert not form.record_button.disabled
+
+
+def test_the_mark_follows_the_invoice_across_pages(recon: Recon, make_form: Form) -> None:
+    form = make_form(page_size=2)  # I1 I2 | I3 I4 | I8
+    form.payment_field("I4").value = "95.01"
+    assert invalid_fields(form) == ["I4"]
+    form.pager.go(0)
+    form.pager.go(1)  # the rows are rebuilt: the new widget of I4 is marked again
+    assert INVALID in form.payment_field("I4")._dom_classes
+
+
+def test_preview_follows_every_keystroke_and_tick_with_one_plan_each(
+    recon: Recon, make_form: Form, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = make_form()
+    assert all(f.continuous_update for f in (form.total, form.payment_number, form.notes, form.payment_field("I1")))
+    plans: list[Any] = []
+    real = recon.plan_payment
+
+    def counted(request: Any) -> Any:
+        plans.append(request)
+        return real(request)
+
+    monkeypatch.setattr(recon, "plan_payment", counted)
+    for typed in ("1", "12", "12.5", "12.50"):  # what the browser sends, keystroke by keystroke
+        form.payment_field("I3").value = typed
+        assert f"applied <b>{Decimal(typed):.2f}</b>" in form.preview.value  # at once: no debounce
+    assert len(plans) == 4  # one plan per change
+    form.tick("I1").value = True
+    assert len(plans) == 5 and "130.00" in form.preview.value
 
 
 def test_missing_method_is_asked_for(recon: Recon, make_form: Form) -> None:
@@ -265,8 +331,9 @@ def test_self_pay_client_cannot_take_an_insurance_payment(recon: Recon, make_for
     assert "has no insurance providers" in form.message.value
     form.total.value = "10.00"
     fill(form)
+    assert "Choose the Insurance" in form.preview.value
+    assert form.record_button.disabled and invalid_fields(form) == ["insurance"]
     form.record_button.click()
-    assert "Choose the Insurance" in form.message.value
     assert payment_count(recon) == 0
 
 
@@ -356,3 +423,50 @@ def test_ledger_changed_since_preview_is_refused_then_replanned(recon: Recon, ma
     form.record_button.click()  # the preview now shows the new plan; recording it works
     assert payment_count(recon) == 2
     assert ins_paid(recon)["I2"] == Decimal("100.00")
+
+
+VANTAGE_ENV = {
+    "RECON_PROCESSOR": "vantage",
+    "RECON_VANTAGE_API_LOGIN_ID": "login",
+    "RECON_VANTAGE_TRANSACTION_KEY": "transaction-key",
+    "RECON_VANTAGE_CLIENT_KEY": "client-key",
+}
+
+
+def test_vantage_practice_saves_as_the_seed_says(recon: Recon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's Vantage steps end with Save: to record, and again before the card fields."""
+    monkeypatch.setenv("RECON_CONFIG", "")
+    for name, value in VANTAGE_ENV.items():
+        monkeypatch.setenv(name, value)
+    seen: list[ChargeRequest] = []
+    form = InsurancePaymentForm(recon, "C1", "ana", on_charge=seen.append)  # processor from the settings
+    form.kind.value = "Insurance Payment"
+    assert form.processor == "vantage" and form.enrolled
+    assert form.record_button.description == SAVE
+    form.tick("I1").value = True
+    fill(form, PaymentMethod.INSURANCE_CARD)
+    assert form.record_button.description == SAVE
+    assert "recon-charge-payment-method" in form.record_button._dom_classes
+    form.record_button.click()
+    assert len(seen) == 1  # Save went on to the card fields
+    seen[0].failed("cancelled")
+    form.method.value = PaymentMethod.INSURANCE_CHECK
+    assert form.record_button.description == SAVE
+    assert "recon-charge-payment-method" not in form.record_button._dom_classes
+    form.record_button.click()
+    assert "Recorded payment" in form.message.value
+    assert payment_count(recon) == 1
+
+
+@pytest.mark.parametrize(("processor", "labels"), [("stripe", (RECORD, CHARGE)), ("vantage", (SAVE, SAVE))])
+def test_button_label_per_processor(make_form: Form, processor: str, labels: tuple[str, str]) -> None:
+    form = make_form(enrolled=True, processor=processor)
+    assert form.record_button.description == labels[0]
+    form.method.value = PaymentMethod.INSURANCE_CARD
+    assert form.record_button.description == labels[1]
+    form.method.value = PaymentMethod.INSURANCE_EFT_ACH
+    assert form.record_button.description == labels[0]
+
+
+def test_not_enrolled_reads_record_payment(make_form: Form) -> None:
+    assert make_form().record_button.description == RECORD
