@@ -86,6 +86,7 @@ class ServiceLine:
     service_date: date | None
     adjustments: tuple[Adjustment, ...]
     segment: int
+    billed_code: str = ""  # SVC06-2: the procedure as billed, sent when the payer changed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +386,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
     c_name = c_pid = ""
     c_date: date | None = None
     svc_open = False
-    l_qual = l_code = ""
+    l_qual = l_code = l_billed = ""
     l_mods: tuple[str, ...] = ()
     l_charge = l_paid = l_units = l_cas = ZERO
     l_adj: list[Adjustment] = []
@@ -515,7 +516,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                             len(c_lines) + 1, svc_n, l_paid, computed,
                             f"SVC02 {fmt(l_charge)} − line CAS {fmt(l_cas)}"))
                     c_lines.append(_line(l_qual, l_code, l_mods, l_charge, l_paid, l_units,
-                                         l_472 or l_150 or c_date, tuple(l_adj), svc_n))
+                                         l_472 or l_150 or c_date, tuple(l_adj), svc_n, l_billed))
                     c_lcas += l_cas
                     svc_open = False
                 if sid != "SVC" and clp_e is not None:
@@ -554,6 +555,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                             l_units = _amount(file, e, 5, n)
                     else:
                         l_units = ONE
+                    l_billed = e[6].split(comp)[1].upper() if len(e) > 6 and comp in e[6] else ""
                     svc_open, svc_n = True, n
                     l_adj = []
                     l_cas = ZERO

@@ -487,8 +487,8 @@ def _post_staged(recon: Any, poster: Poster, outcome: FileOutcome, user_id: str)
     counts = poster.counts()
     outcome.claims_posted = counts.get("posted", 0)
     outcome.claims_denied = counts.get("denied", 0)
-    outcome.claims_unmatched = counts.get("unmatched", 0) + counts.get("not_our_claim", 0) + \
-        counts.get("unmatched_reversal", 0)
+    outcome.claims_unmatched = sum(counts.get(k, 0) for k in ("unmatched", "not_our_claim", "unmatched_reversal",
+                                                               "reversal_mismatch", "payer_not_on_policy"))
     outcome.claims_reversed = counts.get("reversal", 0)
     held = recon.one("SELECT coalesce(sum(unmatched_amount), 0) FROM remittances "
                      "WHERE remittance_id IN (SELECT remittance_id FROM s_rem)")

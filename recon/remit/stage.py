@@ -52,7 +52,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "s_line": (
         ("ci", "BIGINT"), ("ln", "INTEGER"), ("code", "VARCHAR"), ("modifiers", "VARCHAR"),
         ("charge", "DECIMAL(18,2)"), ("paid", "DECIMAL(18,2)"), ("units", "DECIMAL(18,2)"),
-        ("service_date", "DATE"),
+        ("billed", "VARCHAR"), ("service_date", "DATE"),
     ),
     "s_cas": (
         ("k", "BIGINT"), ("ci", "BIGINT"), ("ln", "INTEGER"), ("grp", "VARCHAR"), ("reason", "VARCHAR"),
@@ -119,7 +119,8 @@ class Stager:
                 cas.append(f"{k}\x1f{ci}\x1f0\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount}")
             for number, line in enumerate(claim.lines, start=1):
                 lines.append(f"{ci}\x1f{number}\x1f{line.procedure_code.upper()}\x1f{':'.join(line.modifiers)}\x1f"
-                             f"{line.charge}\x1f{line.paid}\x1f{line.units}\x1f{line.service_date or NULL}")
+                             f"{line.charge}\x1f{line.paid}\x1f{line.units}\x1f{line.billed_code}\x1f"
+                             f"{line.service_date or NULL}")
                 for adj in line.adjustments:
                     k += 1
                     cas.append(f"{k}\x1f{ci}\x1f{number}\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount}")
@@ -256,7 +257,7 @@ class _Chunk:
                 cas.append((k, ci, 0, adj.group, adj.reason, adj.amount))
             for number, line in enumerate(claim.lines, start=1):
                 lines.append((ci, number, line.procedure_code.upper(), ":".join(line.modifiers), line.charge,
-                              line.paid, line.units, line.service_date))
+                              line.paid, line.units, line.billed_code, line.service_date))
                 for adj in line.adjustments:
                     k += 1
                     cas.append((k, ci, number, adj.group, adj.reason, adj.amount))

@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS remit_entries (
 
 CREATE TABLE IF NOT EXISTS exceptions (
     exception_id     VARCHAR PRIMARY KEY,
-    kind             VARCHAR NOT NULL,      -- unmatched_claim | denial | not_our_claim | unmatched_reversal
+    kind             VARCHAR NOT NULL,      -- unmatched_claim | unmatched_line | denial | not_our_claim |
+                                            -- unmatched_reversal | reversal_mismatch | payer_not_on_policy |
+                                            -- possible_duplicate | recoupment | overpayment
     remittance_id    VARCHAR NOT NULL,
     trace_number     VARCHAR NOT NULL,
     payer_id         VARCHAR NOT NULL,
@@ -115,7 +117,7 @@ CREATE TABLE IF NOT EXISTS exception_invoices (
 CREATE TABLE IF NOT EXISTS exception_actions (
     action_id    BIGINT NOT NULL,
     exception_id VARCHAR NOT NULL,
-    action       VARCHAR NOT NULL,          -- matched | appeal | write_off | note
+    action       VARCHAR NOT NULL,          -- matched | appeal | write_off | closed | bill_client | note
     invoice_id   VARCHAR,
     amount       DECIMAL(18,2),
     reason       VARCHAR,
@@ -124,15 +126,71 @@ CREATE TABLE IF NOT EXISTS exception_actions (
     payment_id   VARCHAR                    -- the payment a match wrote
 );
 
+-- One adjudication per payer per claim version, line by line: what a claim posting said
+-- about each invoice it reached (a claim without lines: its share of each invoice).
+-- Amounts due are derived from the adjudications that stand (not reversed), so the
+-- same remittances in any order leave the same ledger (recon.remit.match.derive_dues).
+-- priority: the position the payer acted at (CLP02 1/19 -> 1, 2/20 -> 2, 3/21 -> 3).
+CREATE TABLE IF NOT EXISTS adjudications (
+    claim_posting_id BIGINT NOT NULL,
+    line_no          INTEGER NOT NULL,      -- 0: a claim without lines
+    invoice_id       VARCHAR NOT NULL,
+    client_id        VARCHAR NOT NULL,
+    remittance_id    VARCHAR NOT NULL,
+    payer_id         VARCHAR NOT NULL,
+    priority         INTEGER NOT NULL,
+    status           VARCHAR NOT NULL,      -- CLP02
+    payer_control    VARCHAR,               -- CLP07
+    charge           DECIMAL(18,2) NOT NULL,
+    paid             DECIMAL(18,2) NOT NULL, -- SVC03 plus the line's share of claim-level CAS
+    patient_resp     DECIMAL(18,2) NOT NULL, -- PR on this line (claim-level PR apportioned)
+    written_off      DECIMAL(18,2) NOT NULL, -- CO/PI in the auto write-off set
+    other_adj        DECIMAL(18,2) NOT NULL, -- every other non-PR adjustment (OA-23, CO-97, ...)
+    created_at       TIMESTAMP NOT NULL
+);
+
+-- Which claim posting undid which (a reversal, or a reversal that arrived before its
+-- original and was linked when the original came). An adjudication stands while no
+-- row names it as original.
+CREATE TABLE IF NOT EXISTS adjudication_reversals (
+    original   BIGINT NOT NULL,
+    reversal   BIGINT NOT NULL,
+    linked_at  TIMESTAMP NOT NULL
+);
+
+-- "Bill client": an analyst moved the patient responsibility waiting on a next payer to
+-- the client; it holds while no payer after ``priority`` has adjudicated the invoice.
+CREATE TABLE IF NOT EXISTS billing_decisions (
+    invoice_id VARCHAR NOT NULL,
+    priority   INTEGER NOT NULL,
+    user_id    VARCHAR NOT NULL,
+    reason     VARCHAR,
+    "at"       TIMESTAMP NOT NULL
+);
+
+-- A held line's own adjustments (its CAS and its share of the claim-level CAS): what a
+-- worklist match of that line writes on the invoice it is matched to.
+CREATE TABLE IF NOT EXISTS exception_cas (
+    exception_id VARCHAR NOT NULL,
+    group_code   VARCHAR NOT NULL,
+    reason_code  VARCHAR NOT NULL,
+    amount       DECIMAL(18,2) NOT NULL
+);
+
+-- Worklist rows for one service line (unmatched_line, possible_duplicate) name the line.
+ALTER TABLE exceptions ADD COLUMN IF NOT EXISTS line_no INTEGER;
+ALTER TABLE exceptions ADD COLUMN IF NOT EXISTS detail VARCHAR;
+
 -- An exception's status is derived from its actions: the last deciding action wins
 -- (a note decides nothing).
 CREATE OR REPLACE VIEW exception_status AS
 SELECT e.exception_id, e.kind, e.remittance_id, e.trace_number, e.payer_id, e.claim_id,
        e.amount, e.held_amount, e.reason, e.invoice_id, e.created_at,
        CASE last.action WHEN 'matched' THEN 'matched' WHEN 'write_off' THEN 'written_off'
-            WHEN 'appeal' THEN 'appealed' ELSE 'open' END AS status,
+            WHEN 'appeal' THEN 'appealed' WHEN 'closed' THEN 'closed' WHEN 'bill_client' THEN 'billed_client'
+            WHEN 'dismissed' THEN 'dismissed' ELSE 'open' END AS status,
        last.invoice_id AS resolved_invoice_id, last.reason AS resolution, last.user_id AS resolved_by,
-       last."at" AS resolved_at
+       last."at" AS resolved_at, e.line_no, e.detail
 FROM exceptions e
 LEFT JOIN (
     SELECT exception_id, arg_max(action, action_id) AS action, arg_max(invoice_id, action_id) AS invoice_id,

@@ -35,7 +35,8 @@ def test_era_batch_exit_codes_and_summaries(cli, era_db, tmp_path):
     assert all("status" in r and "deposit_id" in r for r in rows)
     exc = json.loads(cli("exceptions", "--db", era_db, "--format", "json").out)
     assert [(e["kind"], e["trace_number"], e["claim_id"], e["amount"], e["reason"]) for e in exc] == [
-        ("denial", "T100", "I4", "100.00", "CO-50"), ("unmatched_claim", "T100", "NOPE-1", "60.00", "CO-45")]
+        ("denial", "T100", "I4", "100.00", "CO-50"), ("unmatched_claim", "T100", "NOPE-1", "60.00", "CO-45"),
+        ("recoupment", "T100", "PCN1", "10.00", "WO")]  # the PLB WO naming claim PCN1 is listed for follow-up
 
 
 def test_billing_required_dry_run_writes_nothing(cli, era_db, tmp_path):

@@ -74,9 +74,10 @@ def test_file_a_posts_payments_adjustments_amounts_due(recon, tmp_path):
     assert (out.claims_posted, out.claims_denied, out.claims_unmatched) == (4, 1, 1)
     assert out.unmatched_amount == D("60.00")
     got = ledger(recon)
-    assert got["I1"] == ("20.00", "0.00", "130.00", "100.00", "30.00", "20.00")  # deductible PR-1 20
+    # deductible PR-1 20: C1's secondary (BCBS) has not adjudicated yet, so it is due from BCBS (Ins Amt Due)
+    assert got["I1"] == ("0.00", "0.00", "150.00", "100.00", "30.00", "20.00")
     assert got["I2"] == ("0.00", "0.00", "120.00", "120.00", "0.00", "0.00")  # full pay, no PR: client owes 0
-    assert got["I3"] == ("15.00", "0.00", "105.00", "80.00", "25.00", "15.00")  # by claim id, modifier HO
+    assert got["I3"] == ("0.00", "0.00", "120.00", "80.00", "25.00", "15.00")  # by claim id, modifier HO
     assert got["I8"] == ("0.00", "0.00", "150.00", "100.00", "40.00", "10.00")  # CO-97 kept, not written off
     assert got["I4"] == BEFORE["I4"]  # the denial changes nothing
     kept = recon.execute("SELECT group_code, reason_code, amount, written_off FROM adjustments "
@@ -92,8 +93,9 @@ def test_file_a_posts_payments_adjustments_amounts_due(recon, tmp_path):
     assert plb == [("L6", None, D("-2.50")), ("WO", "PCN1", D("10.00"))]
     exc = recon.execute("SELECT kind, claim_id, amount, reason, invoice_id FROM exceptions "
                         "ORDER BY exception_id").fetchall()
-    assert exc == [("denial", "I4", D("100.00"), "CO-50", "I4"), ("unmatched_claim", "NOPE-1", D("60.00"),
-                                                                   "CO-45", None)]
+    assert exc == [("denial", "I4", D("100.00"), "CO-50", "I4"),
+                   ("unmatched_claim", "NOPE-1", D("60.00"), "CO-45", None),
+                   ("recoupment", "PCN1", D("10.00"), "WO", None)]  # a PLB naming a claim is listed
     assert_invariant(recon)
 
 
@@ -113,7 +115,7 @@ def test_reversal_then_correction_restores_and_reposts(recon, tmp_path):
     post_remittances(recon, [file_a(tmp_path)], "ana")
     out = post_remittances(recon, [file_c(tmp_path)], "ana").files[0]
     assert (out.status, out.claims_reversed, out.claims_posted) == ("posted", 1, 1), out.message
-    assert ledger(recon)["I1"] == ("10.00", "0.00", "140.00", "110.00", "30.00", "10.00")
+    assert ledger(recon)["I1"] == ("0.00", "0.00", "150.00", "110.00", "30.00", "10.00")  # PR 10 due from BCBS
     # reversing rows name what they reverse; nothing was deleted or updated
     reversed_adj = recon.execute("SELECT count(*) FROM adjustments WHERE reverses IS NOT NULL").fetchone()[0]
     reversed_due = recon.execute("SELECT count(*) FROM due_changes WHERE reverses IS NOT NULL").fetchone()[0]
@@ -184,7 +186,8 @@ def test_worklist_match_appeal_write_off(recon, tmp_path):
     written = mark_denial(recon, denial, "write_off", "appeal lost", "ana")
     assert written == [("I4", D("95.00"))]  # capped at the insurer's open amount: the co-pay stays
     assert ledger(recon)["I4"] == ("5.00", "0.00", "95.00", "0.00", "95.00", "5.00")
-    status = dict(recon.execute("SELECT exception_id, status FROM exception_status").fetchall())
+    status = dict(recon.execute("SELECT exception_id, status FROM exception_status "
+                                "WHERE kind <> 'recoupment'").fetchall())
     assert status == {unmatched: "matched", denial: "written_off"}
     actions = recon.one("SELECT count(*) FROM audit_log WHERE entity = 'exception'")[0]
     assert actions == 3
@@ -207,9 +210,9 @@ def test_all_of_it_exact_ledger(recon, tmp_path):
     post_remittances(recon, [file_a(tmp_path), file_b(tmp_path), file_c(tmp_path)], "ana")
     got = ledger(recon)
     assert got == {
-        "I1": ("10.00", "0.00", "140.00", "110.00", "30.00", "10.00"),
+        "I1": ("0.00", "0.00", "150.00", "110.00", "30.00", "10.00"),
         "I2": ("0.00", "0.00", "120.00", "120.00", "0.00", "0.00"),
-        "I3": ("15.00", "0.00", "105.00", "80.00", "25.00", "15.00"),
+        "I3": ("0.00", "0.00", "120.00", "80.00", "25.00", "15.00"),
         "I4": ("5.00", "0.00", "95.00", "0.00", "0.00", "100.00"),
         "I5": ("10.00", "0.00", "0.00", "0.00", "0.00", "10.00"),
         "I6": ("0.00", "0.00", "200.00", "150.00", "50.00", "0.00"),
