@@ -135,6 +135,44 @@ def test_unknown_user_and_client(cli: Callable[..., Run], db: Path) -> None:
     assert run.code == 1 and "Payment Method" in run.err
 
 
+def test_method_refusal_lists_the_card_only_when_enrolled(
+    cli: Callable[..., Run], db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ("pay", "C1", "--db", db, "--user", "ana", "--payer", "AET", "--method", "cash", "--amount", "5")
+    monkeypatch.setenv("RECON_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text('processor = "none"\n')
+    monkeypatch.delenv("RECON_PROCESSOR", raising=False)
+    run = cli(*args)
+    assert run.code == 1
+    assert "expected one of insurance, insurance-check, insurance-eft-ach" in run.err
+    assert "insurance-card" not in run.err
+    monkeypatch.setenv("RECON_PROCESSOR", "stripe")
+    monkeypatch.setenv("RECON_STRIPE_SECRET_KEY", "sk_test_123456789")
+    monkeypatch.setenv("RECON_STRIPE_PUBLISHABLE_KEY", "pk_test_123456789")
+    run = cli(*args)
+    assert run.code == 1 and "insurance-eft-ach, insurance-card" in run.err
+    assert payments(cli, db) == []
+
+
+def test_clients_search_without_match_says_so(cli: Callable[..., Run], db: Path) -> None:
+    run = cli("clients", "smith", "--db", db)
+    assert run.code == 0 and run.out == "No client matches 'smith'\n"
+    assert "Chen" in cli("clients", "chen", "--db", db).out
+    assert cli("clients", "smith", "--db", db, "--format", "json").out.strip() == "[]"
+
+
+def test_notes_show_in_the_payments_views(cli: Callable[..., Run], db: Path) -> None:
+    long = "called Aetna; rep Jo said the check covers January " * 2
+    assert pay(cli, db, "--invoice", "I1", "--notes", long).code == 0
+    assert pay(cli, db, "--invoice", "I2", "--notes", "line one\nline two").code == 0
+    table = cli("payments", "C1", "--db", db).out.splitlines()
+    assert table[0].split()[-1] == "notes"
+    assert table[2].endswith("called Aetna; rep Jo said the check cov…")
+    assert table[3].endswith("line one line two") and len(table) == 4
+    rows = payments(cli, db)
+    assert [r["notes"] for r in rows] == [long, "line one\nline two"]
+
+
 def test_duplicate_payment_number_warns_and_records(cli: Callable[..., Run], db: Path) -> None:
     first = pay(cli, db, "--invoice", "I1", "--payment-number", "CHK77")
     second = pay(cli, db, "--invoice", "I2", "--payment-number", "CHK77")
@@ -149,7 +187,8 @@ def test_duplicate_payment_number_warns_and_records(cli: Callable[..., Run], db:
 def test_idempotency_key(cli: Callable[..., Run], db: Path) -> None:
     first = pay(cli, db, "--invoice", "I1", "--key", "k-1")
     again = pay(cli, db, "--invoice", "I1", "--key", "k-1")
-    assert again.code == 0 and "Already recorded as payment PAY-000001" in again.out
+    assert again.code == 0 and again.out == "Already recorded as payment PAY-000001; nothing new was recorded\n"
+    assert again.err == ""  # one message, not that and a warning saying the same
     assert len(payments(cli, db)) == 1
     assert ledger(cli, db)["I1"]["ins_amt_paid"] == "130.00"
     other = pay(cli, db, "--invoice", "I2", "--key", "k-1")
