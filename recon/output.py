@@ -1,4 +1,10 @@
-"""Render exact Arrow tables as a terminal table, CSV or JSON (amounts with two decimals)."""
+"""Render exact Arrow tables as a terminal table, CSV or JSON (amounts with two decimals).
+
+CSV is opened in spreadsheets, so text in it is made inert (OWASP's CSV-injection advice):
+a text value starting with ``= + - @``, a tab or a carriage return gets a leading ``'``, and
+every text value is quoted, so neither a ``;`` list separator nor a line break inside it can
+start a new cell. Numbers, dates and money stay bare: ``-12.50`` is still a number.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from numbers import Number
 from typing import Any
 
 FORMATS = ("table", "csv", "json")
@@ -50,6 +57,34 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may read as the start of a formula (OWASP CSV injection)."""
+
+_BARE = (Number, date)
+"""Values written unquoted: numbers (money is a ``Decimal``, a ``bool`` is an ``int``) and dates, whose text
+is only digits, a sign, '.', '-', ':' and a space, or true/false."""
+
+
+def neutralise(text: str) -> str:
+    """``text`` as a spreadsheet shows it but never runs it: a leading ``'`` when it could start a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_field(value: Any) -> str:
+    """One CSV field, quoted as written: numbers, dates and booleans bare; any text neutralised and quoted."""
+    if value is None or isinstance(value, _BARE):
+        return cell(value)
+    return '"' + neutralise(str(value)).replace('"', '""') + '"'
+
+
+def _csv(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A CSV document; the header is ours, so it is quoted only where CSV needs it."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(names)
+    buf.writelines(",".join(csv_field(v) for v in r) + "\n" for r in rows)
+    return buf.getvalue()
+
+
 def render(result: Any, fmt: str = "table", columns: Sequence[str] | None = None) -> str:
     """``result``: :class:`Rows` or an Arrow table; ``columns`` picks and orders columns."""
     data = result if isinstance(result, Rows) else Rows.from_arrow(result)
@@ -58,11 +93,7 @@ def render(result: Any, fmt: str = "table", columns: Sequence[str] | None = None
     rows = [[r[i] for i in index] for r in data.rows]
     numeric = [data.decimal[i] for i in index]
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows([cell(v) for v in r] for r in rows)
-        return buf.getvalue()
+        return _csv(names, rows)
     if fmt == "json":
         return json.dumps([{n: _json(v) for n, v in zip(names, r, strict=True)} for r in rows], indent=2) + "\n"
     text_rows = [[cell(v) for v in r] for r in rows]
