@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 from recon.errors import FileFormatError
@@ -422,8 +423,8 @@ class _Reader:
         if stated != computed:
             raise self.error(
                 line,
-                f"control total {stated} but {what} add up to {computed} "
-                f"(a difference of {stated - computed}, in cents); the file is incomplete or altered",
+                f"control total {_money(stated)} but {what} add up to {_money(computed)} "
+                f"(a difference of {_money(stated - computed)}); the file is incomplete or altered",
                 record,
             )
 
@@ -444,6 +445,11 @@ class _Reader:
             return datetime.strptime(text, "%y%m%d").date()
         except ValueError:
             raise self.error(line, f"{text!r} is not a date; expected YYMMDD", what) from None
+
+
+def _money(minor: int) -> str:
+    """An amount in minor units as the analyst reads it (two decimals, as for USD)."""
+    return f"{Decimal(minor).scaleb(-2):,}"
 
 
 # ------------------------------------------------------------------ type codes

@@ -30,6 +30,26 @@ CREATE TABLE IF NOT EXISTS deposits (
 );
 CREATE INDEX IF NOT EXISTS deposits_trace ON deposits (trace_number);
 
+-- Other bank activity: BAI2 details that are not deposits (ZBA sweeps, interest,
+-- loans, returns and reversals, debits, totals in a detail, other currencies, test
+-- groups), each with why. Kept so a bank file is accounted for to the cent, listed
+-- by `recon deposits --activity`, and never matched to a remittance (no view here
+-- reads it). Loaded once, never updated, like deposits.
+CREATE TABLE IF NOT EXISTS other_bank_activity (
+    activity_id  VARCHAR PRIMARY KEY,
+    as_of_date   DATE NOT NULL,         -- the group's as-of date
+    account      VARCHAR NOT NULL,
+    type_code    VARCHAR NOT NULL,      -- BAI2 type code, e.g. 275 ZBA credit
+    kind         VARCHAR NOT NULL,      -- credit | debit | loan | status | non-monetary
+    amount       DECIMAL(18,2),         -- in currency, NULL for a three-decimal currency
+    currency     VARCHAR NOT NULL,
+    reason       VARCHAR NOT NULL,      -- why it is not a deposit
+    description  VARCHAR,
+    source_file  VARCHAR NOT NULL,
+    user_id      VARCHAR NOT NULL,
+    loaded_at    TIMESTAMP NOT NULL
+);
+
 -- remittances (remittance_id, payer_id, trace_number, amount = BPR02, paid_on =
 -- BPR16) is the posting part's table, created by 10_remit.sql, applied before this.
 

@@ -290,9 +290,9 @@ def test_bai2_credits_become_deposits(recon: Recon, tmp_path: Path, add_remittan
     path.write_text(BAI2)
     deps = read_deposits(path)
     assert [(d.deposit_id, d.amount, d.trace_number) for d in deps] == [
-        ("BREF1", Decimal("100.00"), "T1"),
-        ("BREF2", Decimal("77.00"), None),
-    ]  # the 475 (check paid) is a debit, not a deposit
+        ("123456789-BREF1", Decimal("100.00"), "T1"),
+        ("123456789-BREF2", Decimal("77.00"), None),
+    ]  # the 475 (check paid) is a debit, not a deposit: it is other bank activity
     add_remittance("R1", "T1", "100.00", date(2026, 3, 4))
     add_remittance("R2", "T2", "77.00", date(2026, 3, 3), payer="UHC")
     load = load_deposits(recon, path, "ana")
@@ -303,7 +303,7 @@ def test_bai2_credits_become_deposits(recon: Recon, tmp_path: Path, add_remittan
 def test_bai2_with_wrong_control_totals_is_refused(recon: Recon, tmp_path: Path) -> None:
     path = tmp_path / "bad.bai"
     path.write_text(BAI2.replace("49,18200,5/", "49,18300,5/"))
-    with pytest.raises(FileFormatError, match=r"^bad.bai: BAI2: not a valid BAI2 file"):
+    with pytest.raises(FileFormatError, match=r"^bad\.bai:7: 49 account trailer: control total 183\.00 but"):
         load_deposits(recon, path, "ana")
     assert count_deposits(recon) == 0
 
