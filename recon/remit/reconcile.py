@@ -60,6 +60,8 @@ EXPORT_QUERIES: tuple[tuple[str, str], ...] = (
            FROM deposit_reconciliation ORDER BY deposit_date, deposit_id""",
     ),
     ("remittance_reconciliation", "SELECT * FROM remittance_reconciliation ORDER BY paid_on, remittance_id"),
+    # BAI2 details that are not deposits (sweeps, interest, returns, debits...): the rest of the bank file
+    ("other_bank_activity", "SELECT * FROM other_bank_activity ORDER BY as_of_date, activity_id"),
 )
 """Export table name → query; money stays DECIMAL(18,2) (Arrow decimal128)."""
 
@@ -80,4 +82,3 @@ def export_tables(recon: Any) -> Iterator[tuple[str, Any]]:
         except duckdb.CatalogException:  # a part of the schema this checkout does not have
             continue
         yield name, table
-

@@ -131,6 +131,9 @@ def test_only_deposit_codes_are_deposits_and_the_rest_is_kept_apart(
     assert "total" in other["140"][2]
     status = dict(recon.execute("SELECT remittance_id, status FROM remittance_reconciliation").fetchall())
     assert status == {"R-BCBS": "awaiting_deposit", "R-BCBS2": "reconciled"}  # the sweep matched nothing
+    written = {p.name: p for p in recon.export(tmp_path / "out")}
+    exported = read_csv(written["other_bank_activity.csv"].read_text())
+    assert len(exported) == 9 and {r["amount"] for r in exported if r["type_code"] == "275"} == {"150.00"}
     audits = count(recon, "audit_log")
     again = load_deposits(recon, path, "ana")
     assert (again.added, again.other_added) == (0, 0)
