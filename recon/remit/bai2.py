@@ -23,6 +23,7 @@ in two. This reader follows the specification instead:
   sums of every 03 and 16 amount (funds-type amounts excluded), and the record
   counts include the 88s and the trailer itself; both are checked.
 
+Version 3 files (BTRS, the X9 successor) have the same records and are read alike.
 The reader knows nothing about deposits: :mod:`recon.remit.deposits` decides which
 details are deposits. Every problem raises :class:`~recon.errors.FileFormatError`
 naming the file and physical line.
@@ -275,9 +276,11 @@ class _Reader:
 
     def file_header(self, fields: list[str], line: int) -> None:
         version = fields[8].strip() if len(fields) > 8 else ""
-        if version != "2":
+        if version not in ("2", "3"):
             raise self.error(
-                line, f"version {version or '(none)'!r}; recon reads BAI2 files (version 2)", "01 file header"
+                line,
+                f"version {version or '(none)'!r}; recon reads BAI2 files (version 2, or 3: BTRS, the same records)",
+                "01 file header",
             )
         self.date(fields, 3, line, "file creation date")
 

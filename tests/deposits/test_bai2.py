@@ -79,7 +79,7 @@ def test_control_totals_and_counts_of_the_hand_made_files() -> None:
         ("16,169,25000,", "16,169,250.00,", ":5: 16 detail amount: '250.00' is not an amount"),
         ("16,169,25000,Z", "16,169,25000,X", ":5: 16 detail: funds type 'X' is not one of 0, 1, 2, V, S, D, Z"),
         ("02,PRACTICE,BANKID,1,260304", "02,PRACTICE,BANKID,1,260399", ":2: as-of date: '260399' is not a date"),
-        (",,,2/\n02", ",,,3/\n02", ":1: 01 file header: version '3'; recon reads BAI2 files (version 2)"),
+        (",,,2/\n02", ",,,1/\n02", ":1: 01 file header: version '1'; recon reads BAI2 files (version 2"),
         ("49,147500,5/\n", "", ":11: a 98 group trailer where a 16 detail or 49 account trailer was expected"),
     ],
 )
