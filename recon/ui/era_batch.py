@@ -131,7 +131,9 @@ class EraBatchView(w.VBox):
 
         # the worklist
         self.worklist_rows: list[tuple[Any, ...]] = []
-        self.worklist_html = w.HTML()
+        # full width, scrolling sideways when the output area is narrower than the table:
+        # a fixed-width HTML widget cut off the Reason and Deposit columns
+        self.worklist_html = w.HTML(layout=w.Layout(width="100%", max_width="100%", overflow="auto"))
         self.worklist_html.add_class("recon-worklist-table")
         self.pager = Pager("recon-worklist", page_size, self._render_worklist, "exceptions")
         self.exception = w.Dropdown(description="Exception", style=STYLE, layout=w.Layout(width="640px"))
@@ -323,12 +325,13 @@ class EraBatchView(w.VBox):
         if not self.worklist_rows:
             self.worklist_html.value = message_html("ok", "No open exceptions")
             return
-        self.worklist_html.value = html_table(
+        table = html_table(
             ["Exception", "Kind", "Trace", "Payer", "Claim", "Amount", "Reason", "Deposit"],
             [(r[0], r[1].replace("_", " "), *r[2:]) for r in rows],
             numeric=[False, False, False, False, False, True, False, False],
             row_attrs=[f'data-exception="{esc_attr(r[0])}"' for r in rows],
         )
+        self.worklist_html.value = f'<div class="recon-scroll-x">{table}</div>'
 
     def _exception_chosen(self) -> None:
         """Offer the payer's invoices with insurance still open as match candidates."""
@@ -413,6 +416,10 @@ _ERA_CSS = """
 .recon-era-status-posted { background: #e6f4ea; } .recon-era-status-dry_run { background: #eef3fb; }
 .recon-era-status-already_posted { background: #eef3fb; } .recon-era-status-rejected { background: #fdecea; }
 .recon-era-status-conflict { background: #fdecea; }
+.recon-scroll-x { max-width: 100%; overflow-x: auto; }
+.recon-worklist-table .widget-html-content { width: 100%; line-height: normal; }
+.recon-worklist-table .recon-table { width: 100%; }
+.recon-worklist-table .recon-table td:nth-child(7) { white-space: normal; min-width: 14em; max-width: 36em; }
 </style>
 """
 
@@ -536,7 +543,19 @@ def ensure_demo_batch(recon: Any, folder: str | Path, per_payer: int = 24) -> De
 
 
 def era_batch(
-    recon: Any, user: str | None = None, *, files: Iterable[str | Path] = (), deposits: str | Path | None = None
+    recon: Any,
+    user: str | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    deposits: str | Path | None = None,
+    preview: bool = False,
 ) -> EraBatchView:
-    """The ERA batch widget for ``recon`` (``files``/``deposits``: local files ready to preview)."""
-    return EraBatchView(recon, user, files=list(files), deposits=deposits)
+    """The ERA batch widget for ``recon`` (``files``/``deposits``: local files ready to preview).
+
+    ``preview=True`` previews them at once (a dry run, nothing written), so a notebook's
+    Run All shows what Post would do and leaves posting to the analyst's click.
+    """
+    view = EraBatchView(recon, user, files=list(files), deposits=deposits)
+    if preview:
+        view.preview()
+    return view

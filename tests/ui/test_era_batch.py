@@ -185,3 +185,31 @@ def test_demo_batch_is_made_once_and_posts(recon: Recon, tmp_path: Path) -> None
     again = ensure_demo_batch(recon, tmp_path / "demo")
     assert demo == again and all(p.exists() for p in demo.files)
     assert demo.deposits.read_text().count("\n") == 5
+
+
+def test_local_files_with_preview_are_previewed_and_not_posted(
+    recon: Recon, era_bytes: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Notebook 02's Run All: the batch is previewed at once and nothing is posted until Post."""
+    files = []
+    for name, data in era_bytes.items():
+        (tmp_path / name).write_bytes(data)
+        files.append(tmp_path / name)
+    (tmp_path / "bank.csv").write_bytes(DEPOSITS)
+    v = era_batch(recon, "ana", files=files, deposits=tmp_path / "bank.csv", preview=True)
+    assert "Preview (nothing posted): 2 file(s): 2 dry run" in message(v)
+    assert v.preview_html.value.count('data-status="dry_run"') == 2
+    assert count(recon, "SELECT count(*) FROM remittances") == 0
+    assert count(recon, "SELECT count(*) FROM deposits") == 0
+    v.post_button.click()  # one click posts
+    assert count(recon, "SELECT count(*) FROM remittances") == 2
+
+
+def test_the_worklist_shows_every_column_full_width(view: EraBatchView) -> None:
+    """Reason and Deposit were cut off: the table spans the output and scrolls sideways if need be."""
+    view.post_button.click()
+    html = view.worklist_html.value
+    assert html.startswith('<div class="recon-scroll-x">') and "<th" in html
+    for header in ("Exception", "Kind", "Trace", "Payer", "Claim", "Amount", "Reason", "Deposit"):
+        assert f">{header}</th>" in html
+    assert view.worklist_html.layout.width == "100%" and view.worklist_html.layout.overflow == "auto"
