@@ -76,5 +76,9 @@ class ProcessorError(ReconError):
         self.decline_code = decline_code
 
 
+class LabNotInstalled(ReconError):
+    """JupyterLab (the notebook extras) is not installed; the message says which install to run."""
+
+
 class RemittanceError(ReconError):
     """An 835 file that cannot be read, does not balance, or cannot be posted."""
