@@ -227,3 +227,26 @@ def test_render_csv_quotes_and_neutralises_every_text(text: str) -> None:
     line = out.split("\n", 1)[1]
     # text is always quoted (a ';' list separator cannot start a new cell); numbers and dates are bare
     assert line.startswith('"') and line.endswith('",-12.50,-3,2026-03-01\n')
+
+
+def test_xlsx_control_characters_do_not_break_the_export(cli: Callable[..., Run], db: Path, tmp_path: Path) -> None:
+    """A note with a control character an .xlsx cannot hold is shown with U+FFFD instead of failing the export."""
+    run = cli(
+        "pay",
+        "C1",
+        "--db",
+        db,
+        "--user",
+        "ana",
+        "--payer",
+        "AET",
+        "--method",
+        "insurance",
+        "--amount",
+        "1.00",
+        "--notes",
+        "bell\x07=1",
+    )
+    assert run.code == 0, run.err
+    note = _column(_workbook(cli, db, tmp_path / "ledger.xlsx")["payments"], "notes")[0]
+    assert (note.value, note.data_type) == ("bell\ufffd=1", "s")
