@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / ".." / "shared" / "samples" / "835"
+SAMPLES = ROOT / "tests" / "data" / "835"
 MANIFEST = SAMPLES / "MANIFEST.tsv"
-needs_samples = pytest.mark.skipif(not MANIFEST.exists(), reason=f"no samples at {SAMPLES}")
 
 
 def recon(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -28,7 +25,6 @@ def samples() -> list[Path]:
         return [SAMPLES / row["file"] for row in csv.DictReader(fh, delimiter="\t")]
 
 
-@needs_samples
 def test_every_public_sample_passes() -> None:
     files = samples()
     done = recon("validate", *files)
@@ -43,7 +39,6 @@ def test_every_public_sample_passes() -> None:
             in done.stdout)
 
 
-@needs_samples
 def test_bad_files_fail_without_traceback(tmp_path: Path) -> None:
     source = SAMPLES / "badx12__X221-multiple-claims-single-check.edi"
     text = source.read_text(encoding="utf-8")
@@ -68,7 +63,6 @@ def test_bad_files_fail_without_traceback(tmp_path: Path) -> None:
     assert out.count(": REJECTED") == 4
 
 
-@needs_samples
 def test_strict_flag_is_accepted() -> None:
     done = recon("validate", "--strict", SAMPLES / "lfh__demo.835")
     assert "Traceback" not in done.stdout + done.stderr

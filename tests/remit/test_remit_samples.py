@@ -21,19 +21,16 @@ import pytest
 from recon.remit.era835 import read_835
 from recon.remit.validate import format_report, validate_file
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "835"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "835"
 MANIFEST = SAMPLES / "MANIFEST.tsv"
 
 
 def manifest() -> list[dict[str, str]]:
-    if not MANIFEST.exists():
-        return []
     with MANIFEST.open(encoding="utf-8") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
 ROWS = manifest()
-needs_samples = pytest.mark.skipif(not ROWS, reason=f"no public samples at {SAMPLES}")
 
 # The warnings validation must give for the samples that needed a repair.
 WARNINGS: dict[str, list[str]] = {
@@ -59,14 +56,12 @@ WARNINGS: dict[str, list[str]] = {
 }
 
 
-@needs_samples
 def test_manifest_lists_every_sample() -> None:
     names = {r["file"] for r in ROWS}
-    on_disk = {p.name for p in SAMPLES.iterdir() if p.name != "MANIFEST.tsv"}
+    on_disk = {p.name for p in SAMPLES.iterdir() if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md")}
     assert names == on_disk and set(WARNINGS) <= names
 
 
-@needs_samples
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r["file"])
 def test_sample(row: dict[str, str]) -> None:
     path = SAMPLES / row["file"]
@@ -98,7 +93,6 @@ def test_sample(row: dict[str, str]) -> None:
         assert message in text
 
 
-@needs_samples
 def test_repaired_samples_read_as_the_payer_meant() -> None:
     (cob,) = read_835(SAMPLES / "lfh__cob-contractural-adjustment.835")
     assert cob.payment_date == date(2005, 3, 18)
@@ -127,7 +121,6 @@ def _edited(tmp_path: Path, sample: str, old: str, new: str) -> Path:
 MULTI = "badx12__X221-multiple-claims-single-check.edi"
 
 
-@needs_samples
 @pytest.mark.parametrize("old, new, expected", [
     # SVC03 25 → 26: the line fails; the claim (CLP03 − CAS) and the file still hold
     ("SVC*AD:D0120*46*25~", "SVC*AD:D0120*46*26~",
@@ -157,7 +150,6 @@ def test_edited_sample_fails_naming_level_and_numbers(tmp_path: Path, old: str, 
     assert f"{MULTI}: ST 35681" in text and f"{level} does not balance" in text
 
 
-@needs_samples
 def test_repaired_sample_with_edited_amount_still_fails(tmp_path: Path) -> None:
     """A warning never hides an imbalance: the repaired tertiary line, paid 1.00 more."""
     f = _edited(tmp_path, "lfh__tertiary-payment.835", "24599.00*1766.50*187.50*", "24599.00*1766.50*188.50*")
@@ -168,7 +160,6 @@ def test_repaired_sample_with_edited_amount_still_fails(tmp_path: Path) -> None:
             problem.computed) == ("line", "0001000054", 1, Decimal("188.50"), Decimal("187.50"))
 
 
-@needs_samples
 def test_repeated_cas_triplet_in_uhc_sample_counts() -> None:
     """CAS*PR*2*5.13**1*110: the second triplet (PR-1 110.00) is what makes it balance."""
     (rem,) = read_835(SAMPLES / "edi835__united_healthcare_legacy_sample.txt")
@@ -178,7 +169,6 @@ def test_repeated_cas_triplet_in_uhc_sample_counts() -> None:
     assert rem.payer_id == "87726" and rem.payer_n1_id == "87726"
 
 
-@needs_samples
 def test_plb_sample_balances_through_negative_interest() -> None:
     (rem,) = read_835(SAMPLES / "badx12__X221-dollars-and-data-sent-together.edi")
     (plb,) = rem.provider_adjustments
@@ -186,7 +176,6 @@ def test_plb_sample_balances_through_negative_interest() -> None:
     assert rem.claims[0].lines == () and str(rem.amount) == "150000.00"
 
 
-@needs_samples
 def test_denied_sample_is_a_notification() -> None:
     (rem,) = read_835(SAMPLES / "pyx12__835_mult_loops.txt")
     assert rem.notification_only and rem.method == "NON"
