@@ -141,34 +141,19 @@ def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") ->
     ORDER BY invoice_id)"""
 
 
-def overpayments_sql(*, stamp: str) -> str:
-    """Open ``overpayment`` exceptions for invoices of ``t_due`` whose insurance paid + adjusted +
-    Client Amt Due exceed the fee (a credit balance nobody would otherwise see); one open per invoice.
-
-    Reads only the entries of those invoices, so a file costs the same however large the ledger.
-    """
-    return f"""
-    WITH t AS (SELECT invoice_id, min(remittance_id) AS remittance_id FROM t_due GROUP BY 1),
-         ip AS (SELECT invoice_id, sum(amount) AS v FROM allocations
-                WHERE kind = 'insurance' AND invoice_id IN (SELECT invoice_id FROM t) GROUP BY 1),
-         ad AS (SELECT invoice_id, sum(amount) AS v FROM adjustments
-                WHERE written_off AND invoice_id IN (SELECT invoice_id FROM t) GROUP BY 1),
-         dc AS (SELECT invoice_id, sum(client_amt_due_delta) AS v FROM due_changes
-                WHERE invoice_id IN (SELECT invoice_id FROM t) GROUP BY 1),
-         x AS (SELECT i.invoice_id, i.claim_id, t.remittance_id,
-                      coalesce(ip.v, 0) + coalesce(ad.v, 0) + i.client_amt_due + coalesce(dc.v, 0) - i.fee AS excess
-               FROM t JOIN invoices i USING (invoice_id) LEFT JOIN ip USING (invoice_id)
-               LEFT JOIN ad USING (invoice_id) LEFT JOIN dc USING (invoice_id))
-    SELECT format('EXC-{{:06d}}', nextval('exception_seq')), 'overpayment', x.remittance_id, r.trace_number,
-           r.payer_id, coalesce(nullif(x.claim_id, ''), x.invoice_id), 0, CAST(x.excess AS DECIMAL(18,2)),
-           CAST(0 AS DECIMAL(18,2)), NULL, x.invoice_id, {stamp}, NULL,
-           'insurance paid + adjusted + client due exceed the fee by ' || CAST(x.excess AS VARCHAR)
-    FROM x JOIN remittances r USING (remittance_id)
-    WHERE x.excess > 0
-      AND NOT EXISTS (SELECT 1 FROM exceptions e WHERE e.kind = 'overpayment' AND e.invoice_id = x.invoice_id
-                      AND NOT EXISTS (SELECT 1 FROM exception_actions a
-                                      WHERE a.exception_id = e.exception_id AND a.action <> 'note'))
-    ORDER BY x.invoice_id"""
+def derive_dues(con: Any, invoices: Iterable[tuple[str, str | None]], *, user_id: str, stamp: datetime,
+                reason: str = "adjudication") -> int:
+    """Bring ``invoices`` ((invoice id, remittance id to book it with)) to what their standing
+    adjudications say (:func:`derive_dues_sql`); for the worklist's actions. Returns the rows written."""
+    con.execute("CREATE OR REPLACE TEMP TABLE t_due (invoice_id VARCHAR, remittance_id VARCHAR)")
+    for invoice_id, remittance_id in invoices:
+        con.execute(f"INSERT INTO t_due VALUES ({literal(invoice_id)}, {literal(remittance_id)})")
+    before = con.execute("SELECT count(*) FROM due_changes").fetchone()[0]
+    sql = derive_dues_sql(user=literal(user_id), stamp=literal(stamp), reason=literal(reason))
+    con.execute(f"INSERT INTO due_changes {sql}")
+    after = con.execute("SELECT count(*) FROM due_changes").fetchone()[0]
+    con.execute("DROP TABLE IF EXISTS t_due")
+    return int(after - before)
 
 
 EXC_COLUMNS = ("exception_id, kind, remittance_id, trace_number, payer_id, claim_id, claim_posting_id, amount, "
@@ -674,8 +659,10 @@ class Poster:
                                          FROM (SELECT group_code AS grp, reason_code AS reason, sum(amount) AS amt
                                                FROM remit_cas x WHERE x.claim_posting_id = e.claim_posting_id
                                                GROUP BY ALL HAVING sum(amount) <> 0)), '') AS sig
-                        FROM exception_status e JOIN remit_claims rc ON rc.claim_posting_id = e.claim_posting_id
-                        WHERE e.kind IN ('unmatched_reversal', 'reversal_mismatch') AND e.status = 'open'
+                        FROM exceptions e JOIN remit_claims rc ON rc.claim_posting_id = e.claim_posting_id
+                        WHERE e.kind IN ('unmatched_reversal', 'reversal_mismatch')
+                          AND NOT EXISTS (SELECT 1 FROM exception_actions a
+                                          WHERE a.exception_id = e.exception_id AND a.action <> 'note')
                           AND e.claim_posting_id NOT IN (SELECT reversal FROM adjudication_reversals))
             SELECT * FROM (
                 SELECT rv.exception_id, rv.rcpid, rv.remittance_id, o.cpid AS original,
@@ -739,9 +726,12 @@ class Poster:
         self.run("DROP TABLE IF EXISTS m_late_alloc; DROP TABLE IF EXISTS m_late_pay; DROP TABLE IF EXISTS m_late_adj")
 
     def _dues(self) -> None:
-        """Amounts due of every invoice touched, from its standing adjudications; overpayments listed."""
+        """Amounts due of every invoice touched, from its standing adjudications.
+
+        A credit balance this leaves (paid + adjusted + client due above the fee) is the
+        worklist's ``overpayment``, derived from the ledger (:func:`recon.reports.overpayment_worklist_sql`).
+        """
         self.run(f"INSERT INTO due_changes {derive_dues_sql(user=self.user, stamp=self.stamp)}")
-        self.run(f"INSERT INTO exceptions ({EXC_COLUMNS}) {overpayments_sql(stamp=self.stamp)}")
 
     def check_invariant(self) -> None:
         """Each remittance: its payments + held − matched − PLB = BPR02, or nothing is committed.

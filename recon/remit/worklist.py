@@ -13,11 +13,12 @@ from typing import Any
 
 from recon.errors import NotFound, PaymentRefused
 from recon.money import ZERO, fmt
-from recon.remit.match import PRIMARY, method_sql
+from recon.remit.match import derive_dues, method_sql
 from recon.remit.post import write_off_codes
 from recon.rules.permissions import require_billing
 
-MATCHABLE = ("unmatched_claim", "not_our_claim", "unmatched_reversal")
+MATCHABLE = ("unmatched_claim", "not_our_claim", "unmatched_reversal", "unmatched_line", "payer_not_on_policy",
+             "possible_duplicate", "reversal_mismatch")
 
 
 def _exception(recon: Any, exception_id: str) -> dict[str, Any]:
@@ -42,13 +43,15 @@ def _act(recon: Any, exception_id: str, action: str, user_id: str, *, invoice_id
 
 def match_claim(recon: Any, exception_id: str, invoice_id: str, user_id: str, *,
                 auto_write_off: Any = None) -> str:
-    """Post an unmatched claim's held money to ``invoice_id`` as if the claim had matched it.
+    """Post a held claim's (or a held line's) money to ``invoice_id`` as if it had matched it.
 
-    A new insurance payment of the held amount (the remittance's payer, method,
-    TRN02 and date; payments are never changed, so it is a second payment of the
-    remittance for that client) is allocated to the invoice; the claim's adjustments
-    go to the invoice (auto write-offs when the payer was primary) and a primary's
-    patient responsibility sets the amounts due. Returns the payment id.
+    Works per line: an ``unmatched_line`` or ``possible_duplicate`` exception moves that
+    line only (its SVC03 and CAS with its share of the claim's); a held claim moves the
+    claim. A new insurance payment of the held amount (the remittance's payer, method,
+    TRN02 and date) is allocated to the invoice, the adjustments go with it, the
+    adjudication is recorded and the invoice's amounts due are derived again. Refused,
+    with nothing written, when it would take the invoice's balance below zero. Returns
+    the payment id.
     """
     from recon.services import now
 
@@ -64,10 +67,12 @@ def match_claim(recon: Any, exception_id: str, invoice_id: str, user_id: str, *,
         inv = recon.one("SELECT client_id, fee FROM invoices WHERE invoice_id = ?", [invoice_id])
         if inv is None:
             raise NotFound(f"No invoice {invoice_id!r} in this ledger")
-        client_id, fee = inv
-        claim = recon.one("SELECT claim_posting_id, status, held_amount FROM remit_claims WHERE claim_posting_id = ?",
-                          [_cpid(recon, exception_id)])
-        cpid, status, held = claim
+        client_id, _fee = inv
+        cpid = _cpid(recon, exception_id)
+        claim = recon.one("SELECT status, charge, payer_control FROM remit_claims WHERE claim_posting_id = ?", [cpid])
+        status, charge, pcn = claim
+        held = exc["held_amount"]
+        line = exc.get("line_no")
         stamp = now()
         pid = recon.next_payment_id()
         recon.execute(f"""
@@ -84,12 +89,24 @@ def match_claim(recon: Any, exception_id: str, invoice_id: str, user_id: str, *,
                           [aid, pid, invoice_id, client_id, held, stamp])
             entries.append(("allocation", aid))
         if status != "22":
-            entries += _adjust(recon, cpid, status, invoice_id, client_id, fee, pid, exc, user.user_id, codes)
+            if line is not None:
+                cas = recon.execute("SELECT group_code, reason_code, amount FROM exception_cas WHERE exception_id = ? "
+                                    "ORDER BY group_code, reason_code", [exception_id]).fetchall()
+                charge = recon.one("SELECT charge FROM remit_lines WHERE claim_posting_id = ? AND line_no = ?",
+                                   [cpid, line])[0]
+            else:
+                cas = recon.execute("SELECT group_code, reason_code, amount FROM remit_cas WHERE claim_posting_id = ? "
+                                    "AND amount <> 0 ORDER BY line_no, group_code, reason_code", [cpid]).fetchall()
+            entries += _adjust(recon, cas, invoice_id, client_id, pid, exc, user.user_id, codes)
+            _adjudicate(recon, cpid, line or 0, invoice_id, client_id, exc, status, pcn, charge, held, cas, codes)
         for kind, eid in entries:
             recon.execute("INSERT INTO remit_entries VALUES (?, ?, ?)", [cpid, kind, eid])
+        derive_dues(recon.con, [(invoice_id, exc["remittance_id"])], user_id=user.user_id, stamp=stamp,
+                    reason=f"remittance claim {exc['claim_id']} matched ({exception_id})")
+        _refuse_below_zero(recon, invoice_id, client_id, f"matching {exception_id} to {invoice_id}")
         _act(recon, exception_id, "matched", user.user_id, invoice_id=invoice_id, amount=held, payment_id=pid)
         recon.audit(user.user_id, "match_remittance_claim", "exception", exception_id,
-                    {"invoice_id": invoice_id, "payment_id": pid, "amount": fmt(held),
+                    {"invoice_id": invoice_id, "payment_id": pid, "amount": fmt(held), "line_no": line,
                      "remittance_id": exc["remittance_id"], "claim_id": exc["claim_id"]})
     return pid
 
@@ -98,38 +115,91 @@ def _cpid(recon: Any, exception_id: str) -> int:
     return int(recon.one("SELECT claim_posting_id FROM exceptions WHERE exception_id = ?", [exception_id])[0])
 
 
-def _adjust(recon: Any, cpid: int, status: str, invoice_id: str, client_id: str, fee: Decimal, pid: str,
+def _adjust(recon: Any, cas: list[tuple[str, str, Decimal]], invoice_id: str, client_id: str, pid: str,
             exc: dict[str, Any], user_id: str, codes: frozenset[str]) -> list[tuple[str, int]]:
-    """The claim's CAS on the invoice, and for a primary payer Client Amt Due = Σ PR."""
+    """The held claim's or line's CAS on the invoice; those in the auto write-off set are written off."""
     from recon.services import now
 
     stamp = now()
-    primary = status in PRIMARY
     entries: list[tuple[str, int]] = []
-    for group, reason, amount in recon.execute(
-            "SELECT group_code, reason_code, amount FROM remit_cas WHERE claim_posting_id = ? AND amount <> 0 "
-            "ORDER BY line_no", [cpid]).fetchall():
+    for group, reason, amount in cas:
         aid = _entry(recon)
         recon.execute("INSERT INTO adjustments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)",
                       [aid, invoice_id, client_id, pid, exc["remittance_id"], group, reason, amount,
-                       primary and f"{group}-{reason}" in codes, user_id, stamp])
+                       group != "PR" and f"{group}-{reason}" in codes, user_id, stamp])
         entries.append(("adjustment", aid))
-    if not primary:
-        return entries
-    pr = recon.one("SELECT coalesce(sum(amount), 0) FROM remit_cas WHERE claim_posting_id = ? AND group_code = 'PR'",
-                   [cpid])[0]
-    cur = recon.one("""SELECT i.client_amt_due + coalesce(sum(d.client_amt_due_delta), 0),
-                              i.ins_amt_due + coalesce(sum(d.ins_amt_due_delta), 0)
-                       FROM invoices i LEFT JOIN due_changes d USING (invoice_id)
-                       WHERE i.invoice_id = ? GROUP BY i.client_amt_due, i.ins_amt_due""", [invoice_id])
-    dc, di = pr - cur[0], (fee - pr) - cur[1]
-    if dc or di:
-        cid = _entry(recon)
-        recon.execute("INSERT INTO due_changes VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                      [cid, invoice_id, client_id, dc, di, exc["remittance_id"], user_id, stamp,
-                       f"remittance claim {exc['claim_id']} matched ({exc['exception_id']})"])
-        entries.append(("due_change", cid))
     return entries
+
+
+def _adjudicate(recon: Any, cpid: int, line: int, invoice_id: str, client_id: str, exc: dict[str, Any], status: str,
+                pcn: str | None, charge: Decimal, paid: Decimal, cas: list[tuple[str, str, Decimal]],
+                codes: frozenset[str]) -> None:
+    """The adjudication a worklist match makes: what the amounts due of the invoice derive from."""
+    from recon.services import now
+
+    priority = {"1": 1, "19": 1, "2": 2, "20": 2, "3": 3, "21": 3}.get(status, 0)
+    pr = sum((a for g, _, a in cas if g == "PR"), ZERO)
+    wo = sum((a for g, r, a in cas if g != "PR" and f"{g}-{r}" in codes), ZERO)
+    other = sum((a for g, r, a in cas if g != "PR" and f"{g}-{r}" not in codes), ZERO)
+    recon.execute("INSERT INTO adjudications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [cpid, line, invoice_id, client_id, exc["remittance_id"], exc["payer_id"], priority, status,
+                   pcn or None, charge, paid, pr, wo, other, now()])
+
+
+def _refuse_below_zero(recon: Any, invoice_id: str, client_id: str, what: str) -> None:
+    """Raise (the caller's transaction rolls back) when the invoice's balance went below zero."""
+    from recon.store import queries
+
+    row = recon.one(f"SELECT fee, ins_amt_paid, ins_adjusted, client_amt_paid, balance "
+                    f"FROM ({queries.ledger_sql('client_id = $1')}) WHERE invoice_id = $2", [client_id, invoice_id])
+    if row and row[4] < ZERO:
+        raise PaymentRefused(f"{what} would take its balance to {fmt(row[4])} (fee {fmt(row[0])}, insurance paid "
+                             f"{fmt(row[1])}, adjusted {fmt(row[2])}, client paid {fmt(row[3])}); nothing was "
+                             "written")
+
+
+def bill_client(recon: Any, invoice_id: str, user_id: str, reason: str = "") -> Decimal:
+    """Move the patient responsibility waiting on a next payer to the client (audited).
+
+    The last payer that adjudicated the invoice left PR that the brief's rule keeps due
+    from the next policy (Ins Amt Due); the analyst decides that payer will not pay it
+    (no coverage, timely filing, ...). Recorded as a billing decision at that payer's
+    priority, so it holds until a later payer adjudicates. Returns the amount moved.
+    """
+    from recon.services import now
+
+    user = recon.user(user_id)
+    require_billing(user, "bill the client")
+    with recon.transaction():
+        inv = recon.one("SELECT client_id FROM invoices WHERE invoice_id = ?", [invoice_id])
+        if inv is None:
+            raise NotFound(f"No invoice {invoice_id!r} in this ledger")
+        last = recon.one("""SELECT priority, remittance_id FROM adjudications
+                            WHERE invoice_id = ? AND priority > 0
+                              AND claim_posting_id NOT IN (SELECT original FROM adjudication_reversals)
+                            ORDER BY priority DESC, claim_posting_id DESC LIMIT 1""", [invoice_id])
+        if last is None:
+            raise PaymentRefused(f"No payer has adjudicated {invoice_id}; there is no patient responsibility to bill")
+        before = _client_due(recon, invoice_id)
+        stamp = now()
+        recon.execute("INSERT INTO billing_decisions VALUES (?, ?, ?, ?, ?)",
+                      [invoice_id, last[0], user.user_id, reason.strip() or None, stamp])
+        derive_dues(recon.con, [(invoice_id, None)], user_id=user.user_id, stamp=stamp,
+                    reason=f"bill client: {reason.strip() or 'the next payer will not pay it'}")
+        moved = _client_due(recon, invoice_id) - before
+        if moved <= ZERO:
+            raise PaymentRefused(f"Nothing of {invoice_id} is waiting on a next payer; Client Amt Due stays "
+                                 f"{fmt(before)}")
+        recon.audit(user.user_id, "bill_client", "invoice", invoice_id,
+                    {"amount": fmt(moved), "priority": last[0], "reason": reason.strip()})
+    return moved
+
+
+def _client_due(recon: Any, invoice_id: str) -> Decimal:
+    row = recon.one("""SELECT i.client_amt_due + coalesce(sum(d.client_amt_due_delta), 0)
+                       FROM invoices i LEFT JOIN due_changes d USING (invoice_id)
+                       WHERE i.invoice_id = ? GROUP BY i.client_amt_due""", [invoice_id])
+    return Decimal(row[0]) if row else ZERO
 
 
 def mark_denial(recon: Any, exception_id: str, action: str, reason: str, user_id: str, *,

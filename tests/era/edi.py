@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def st(control: str, *, amount: str, trace: str, paid_on: str = "20260301", method: str = "ACH",
@@ -25,13 +26,14 @@ def st(control: str, *, amount: str, trace: str, paid_on: str = "20260301", meth
 
 
 def claim(clp01: str, status: str, charge: str, paid: str, patient: str = "", *, cas: list[list[str]] = (),
-          lines: list[tuple[str, str, str, str, list[list[str]]]] = ()) -> list[list[str]]:
-    """A CLP with claim CAS and SVC lines (composite, charge, paid, date, line CAS); ':' composites."""
-    segs = [["CLP", clp01, status, charge, paid, patient, "12", "PCN" + clp01, "11", "1"],
+          lines: list[tuple[Any, ...]] = (), pcn: str | None = None) -> list[list[str]]:
+    """A CLP with claim CAS and SVC lines (composite, charge, paid, date, line CAS[, SVC06 composite]);
+    ':' composites. CLP07 is ``pcn``, else "PCN" + CLP01."""
+    segs = [["CLP", clp01, status, charge, paid, patient, "12", pcn if pcn is not None else "PCN" + clp01, "11", "1"],
             ["NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", "M1"]]
     segs.extend(["CAS", *c] for c in cas)
-    for composite, line_charge, line_paid, when, line_cas in lines:
-        segs.append(["SVC", composite, line_charge, line_paid, "", "1"])
+    for composite, line_charge, line_paid, when, line_cas, *billed in lines:
+        segs.append(["SVC", composite, line_charge, line_paid, "", "1", *(billed[:1])])
         segs.append(["DTM", "472", when])
         segs.extend(["CAS", *c] for c in line_cas)
     return segs
