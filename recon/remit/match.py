@@ -344,8 +344,8 @@ class Poster:
             FROM hit h JOIN manual m ON m.invoice_id = h.invoice_id AND m.payer_id = h.payer_id""")
 
     def reversals(self) -> None:
-        """Match each reversal to the adjudication it undoes: payer + CLP07, else payer + CLP01 +
-        amounts; it must negate it exactly (charge, paid, CAS by group and reason).
+        """Match each reversal to the adjudication it undoes: payer + CLP07, else (a reversal without
+        CLP07) payer + CLP01 + amounts; it must negate it exactly (charge, paid, CAS by group and reason).
 
         An exact match not yet reversed is linked; a candidate that differs (or was already
         reversed) makes a ``reversal_mismatch``; none at all an ``unmatched_reversal`` (its
@@ -378,14 +378,14 @@ class Poster:
                           FROM remit_claims rc
                           JOIN remittances r ON r.remittance_id = rc.remittance_id
                           JOIN rv ON r.payer_id = rv.payer_id
-                                 AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn) OR rc.claim_id = rv.clp01)
+                                 AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn)
+                                      OR (rv.pcn = '' AND rc.claim_id = rv.clp01))
                           WHERE (rc.claim_id IN (SELECT clp01 FROM rv) OR rc.payer_control IN (SELECT pcn FROM rv))
                             AND (rc.outcome IN ('posted', 'denied')
                                  OR EXISTS (SELECT 1 FROM exceptions e JOIN exception_actions a USING (exception_id)
                                             WHERE a.action = 'matched' AND e.claim_posting_id = rc.claim_posting_id
                                               AND rc.status <> '22'))),
-                 rel AS (SELECT * FROM cand WHERE by_pcn OR NOT EXISTS (
-                             SELECT 1 FROM cand c2 WHERE c2.ci = cand.ci AND c2.by_pcn)),
+                 rel AS (SELECT * FROM cand),
                  pick AS (SELECT ci, original FROM rel WHERE exact AND NOT taken
                           QUALIFY row_number() OVER (PARTITION BY ci ORDER BY by_pcn DESC, original DESC) = 1)
             SELECT rv.ci, p.original,
