@@ -135,10 +135,12 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
     """Post each file independently; a refused file does not stop the others.
 
     Posting needs the Billing permission; a dry run does everything in a transaction
-    that is rolled back, so it writes nothing and needs no permission.
+    that is rolled back, so it writes nothing and needs no permission, but it too is
+    by a user of the ledger (an unknown user is refused).
     """
+    user = recon.user(user_id)
     if not dry_run:
-        require_billing(recon.user(user_id), "post remittances")
+        require_billing(user, "post remittances")
     codes = write_off_codes(auto_write_off)
     report = BatchReport()
     paths = list(paths)
