@@ -167,6 +167,20 @@ def test_debris_of_a_cut_short_posting_is_removed_and_reported_at_the_next_open(
         assert "never completed" not in capsys.readouterr().err
 
 
+def test_debris_left_before_this_version_is_removed_when_the_schema_is_upgraded(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier recon set no marker: the first open by this one looks for unreachable rows once."""
+    with Recon.open(db) as recon:
+        recon.execute("INSERT INTO remit_entries SELECT 77 + i // 3, 'adjustment', 800000 + i FROM range(300) t(i)")
+        recon.execute("UPDATE meta SET value = 'an earlier schema' WHERE key = 'schema'")
+    capsys.readouterr()
+    with Recon.open(db) as recon:
+        assert "remit_entries 300" in capsys.readouterr().err
+        assert recon.one("SELECT count(*) FROM remit_entries")[0] == 0
+        assert integrity.problems(recon.con) == []
+
+
 def test_a_half_recovered_posting_is_taken_out_whole(db: Path, tmp_path: Path) -> None:
     """A remittance row recovered without all of its claims: the posting is removed, and a rerun posts it."""
     invoices = _big_practice(db, 30)

@@ -134,10 +134,10 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, *, wait:
     _attach_waiting(con, path, key, wait)
     try:
         con.execute(f"USE {ALIAS}")
-        _apply_schema(con)
+        upgraded = _apply_schema(con)
         from recon.store.integrity import recover
 
-        recover(con, str(path))
+        recover(con, str(path), upgraded=upgraded)
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             con.execute("USE memory")
@@ -173,7 +173,7 @@ def _attach_waiting(con: duckdb.DuckDBPyConnection, path: Path, key: str | None,
                     + (f" and stayed busy for {limit:g} s" if limit > 0 else "")
                     + "; nothing was changed: close it and retry"
                 ) from exc
-            time.sleep(min(deadline - now, random.uniform(0.02, 0.12)))
+            time.sleep(min(deadline - now, random.uniform(0.01, 0.06)))  # often: the holder may be quick to retake it
 
 
 def _held_elsewhere(exc: duckdb.Error) -> bool:
@@ -234,7 +234,7 @@ def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
     return f"The ledger {path} could not be opened: {text.splitlines()[0]}"
 
 
-def _apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+def _apply_schema(con: duckdb.DuckDBPyConnection) -> bool:
     """Run every ``recon/store/*.sql`` in name order; each is idempotent (IF NOT EXISTS).
 
     Other parts of recon (remittances, card attempts) add their tables as their own
@@ -247,7 +247,7 @@ def _apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     texts = [f.read_text() for f in files]
     digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
     if _current_schema(con) == digest:
-        return  # opening an up-to-date ledger writes nothing
+        return False  # opening an up-to-date ledger writes nothing
     with transaction(con):
         for text in texts:
             for statement in _statements(text):
@@ -257,6 +257,7 @@ def _apply_schema(con: duckdb.DuckDBPyConnection) -> None:
             f"INSERT INTO meta VALUES ('schema', {literal(digest)}) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
+    return True
 
 
 def _current_schema(con: duckdb.DuckDBPyConnection) -> str | None:

@@ -156,28 +156,34 @@ def posting_marked(con: Any, what: str) -> Iterator[None]:
             con.execute(f"DELETE FROM meta WHERE key = {literal(MARKER)}")
 
 
-def recover(con: Any, ledger: str) -> dict[str, int]:
+def recover(con: Any, ledger: str, *, upgraded: bool = False) -> dict[str, int]:
     """At open: when a posting was cut short, remove its debris (one transaction) and say so.
 
-    Returns table -> rows removed (empty when there was no marker or nothing to remove).
+    ``upgraded``: the schema was just brought up to date, so this recon may open the
+    ledger for the first time; an earlier version set no marker, so any unreachable
+    row is looked for once (no remittance is taken out: which posting was cut short is
+    not known). Returns table -> rows removed (empty when there was nothing to remove).
     """
     try:
         row = con.execute(f"SELECT value FROM meta WHERE key = {literal(MARKER)}").fetchone()
     except Exception:  # a ledger without the meta table yet
         return {}
-    if row is None:
+    if row is None and not upgraded:
         return {}
     try:
-        state = json.loads(row[0])
+        state = json.loads(row[0]) if row else {"what": "a posting by an earlier recon", "sequences": {}}
     except ValueError:
         state = {}
+    if row is None:
+        state["sequences"] = {"remittance_seq": "unknown"}  # takes no remittance out
     con.execute("BEGIN TRANSACTION")
     try:
         removed = remove_debris(con, state)
         if removed:
             detail = {"posting": state.get("what"), "started": state.get("started"), "removed": removed}
+            stamp = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as every entry
             con.execute(
-                "INSERT INTO audit_log VALUES (nextval('entry_seq'), now()::TIMESTAMP, "
+                f"INSERT INTO audit_log VALUES (nextval('entry_seq'), {literal(stamp)}, "
                 f"{literal(SYSTEM_USER)}, 'remove_crash_debris', 'ledger', NULL, "
                 f"{literal(json.dumps(detail, sort_keys=True))})"
             )
