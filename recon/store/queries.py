@@ -100,3 +100,56 @@ PAYMENT_COLUMNS = (
     "user_id",
     "notes",
 )
+
+
+def adjudications_sql(where: str = "TRUE") -> str:
+    """Each payer's adjudication of each invoice (``where`` filters ``a``, e.g. ``a.invoice_id = $1``):
+    who acted at which priority, with which CLP07, what it paid, left to the patient and adjusted,
+    and whether it stands or which claim posting reversed it. The amounts due derive from the
+    standing ones (:func:`recon.remit.match.derive_dues_sql`)."""
+    return f"""
+    SELECT a.invoice_id, a.payer_id, a.priority, a.status, a.payer_control, r.trace_number, r.paid_on,
+           CAST(sum(a.charge) AS DECIMAL(18,2)) AS charge, CAST(sum(a.paid) AS DECIMAL(18,2)) AS paid,
+           CAST(sum(a.patient_resp) AS DECIMAL(18,2)) AS patient_resp,
+           CAST(sum(a.written_off) AS DECIMAL(18,2)) AS written_off,
+           CAST(sum(a.other_adj) AS DECIMAL(18,2)) AS other_adj,
+           CASE WHEN any_value(x.reversal) IS NULL THEN 'stands'
+                ELSE 'reversed by claim posting ' || CAST(any_value(x.reversal) AS VARCHAR) END AS standing,
+           a.claim_posting_id
+    FROM adjudications a JOIN remittances r USING (remittance_id)
+    LEFT JOIN adjudication_reversals x ON x.original = a.claim_posting_id
+    WHERE {where}
+    GROUP BY a.invoice_id, a.claim_posting_id, a.payer_id, a.priority, a.status, a.payer_control, r.trace_number,
+             r.paid_on
+    ORDER BY a.invoice_id, a.priority, a.claim_posting_id
+    """
+
+
+ADJUDICATION_COLUMNS = (
+    "payer_id",
+    "priority",
+    "status",
+    "payer_control",
+    "trace_number",
+    "paid",
+    "patient_resp",
+    "written_off",
+    "other_adj",
+    "standing",
+)
+
+
+def waiting_on_sql() -> str:
+    """For invoice ``$1``: the payer its open insurance balance now waits on (the next policy of
+    the client that has not adjudicated after the last standing adjudication), or NULL."""
+    return """
+    WITH last AS (SELECT a.priority, a.client_id FROM adjudications a
+                  WHERE a.invoice_id = $1 AND a.priority > 0
+                    AND a.claim_posting_id NOT IN (SELECT original FROM adjudication_reversals)
+                  ORDER BY a.priority DESC, a.claim_posting_id DESC LIMIT 1)
+    SELECT p.payer_id FROM client_insurance p JOIN last ON p.client_id = last.client_id
+    WHERE CASE lower(p.priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3 ELSE 9 END
+          > last.priority
+    ORDER BY CASE lower(p.priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3 ELSE 9 END
+    LIMIT 1
+    """

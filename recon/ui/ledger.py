@@ -48,7 +48,11 @@ class LedgerTable(w.VBox):
         self.pager = Pager("recon-ledger", page_size, self._render, "Invoices")
         self.message = w.HTML()
         self.message.add_class("recon-message")
-        super().__init__([self.table, self.pager, self.message])
+        self.pick = w.Text(placeholder="Invoice", description="Adjudications", layout=w.Layout(width="260px"))
+        self.pick.on_submit(lambda _: self.drill(self.pick.value.strip()))
+        self.detail = w.HTML()
+        self.detail.add_class("recon-adjudications")
+        super().__init__([self.table, self.pager, self.message, self.pick, self.detail])
         self.refresh()
 
     @property
@@ -68,6 +72,30 @@ class LedgerTable(w.VBox):
                 page = self.pager.page_of(first) if first is not None else None
             self.pager.set_count(len(self.rows), page)
             self._render()
+
+        guarded(self.message, run)
+
+    def drill(self, invoice_id: str) -> None:
+        """Show who owes what on ``invoice_id`` and each payer's adjudication behind it."""
+        from recon.store import queries
+
+        def run() -> None:
+            row = next((r for r in self.rows if r.invoice_id == invoice_id), None)
+            if row is None:
+                self.detail.value = message_html("warning", f"No invoice {invoice_id} in this ledger")
+                return
+            rows = self.recon.execute(queries.adjudications_sql("a.invoice_id = $1"), [invoice_id]).fetchall()
+            waiting = self.recon.one(queries.waiting_on_sql(), [invoice_id])
+            insurer = fmt(row.ins_amt_due - row.ins_amt_paid - row.ins_adjusted)
+            owed = (f"Client owes {fmt(row.client_amt_due - row.client_amt_paid)}; insurance owes {insurer}"
+                    + (f" (waiting on {waiting[0]})" if waiting else ""))
+            table = html_table(
+                ("Payer", "Priority", "CLP02", "CLP07", "Trace", "Paid", "PR", "Written off", "Other adj", "Standing"),
+                ((r[1], r[2], r[3], r[4], r[5], r[8], r[9], r[10], r[11], r[12]) for r in rows),
+                numeric=(False, False, False, False, False, True, True, True, True, False),
+            )
+            self.detail.value = f"<p>{esc(invoice_id)}: {esc(owed)}</p>" + (
+                table if rows else "<p>No payer has adjudicated this invoice.</p>")
 
         guarded(self.message, run)
 
