@@ -52,12 +52,18 @@ def _missing_pieces() -> list[str]:
     return missing
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark everything under tests/browser ``browser`` and put it in one xdist group.
 
     The marker lets ``-m "not browser"`` deselect them; the group means that with
     ``-n N --dist loadgroup`` one worker runs them all and starts JupyterLab and
     Chromium once, instead of every worker paying ~10 s for its own pair.
+
+    ``tryfirst``: xdist reads the group in its own collection hook, and pytest gives
+    no order between a conftest's hook and a plugin's unless asked; each browser
+    module also sets ``pytestmark`` with the group, so either way the mark is there.
+    Correctness never depends on the grouping: every test stands alone.
     """
     here = Path(__file__).resolve().parent
     for item in items:

@@ -47,7 +47,7 @@ from recon.services import Recon
 if TYPE_CHECKING:  # imported lazily so a machine without playwright skips cleanly
     from playwright.sync_api import Locator, Page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 #: Kernel round trips on a loaded 2-core box can take a while; no test sleeps.
 UI_TIMEOUT = 60_000

@@ -17,7 +17,7 @@ from lab import LabNotebook, LabServer, write_notebook
 if TYPE_CHECKING:  # imported lazily so a machine without playwright skips cleanly
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 NOTEBOOK = "smoke_widgets.ipynb"
 
