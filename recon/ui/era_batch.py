@@ -241,7 +241,12 @@ class EraBatchView(w.VBox):
         files, deposits = self.batch_files()
         if not files and deposits is None:
             raise InputError("Choose one or more 835 files (or a deposit file) first")
-        user = self.user_picker.require()  # who previews or posts (posting checks Billing)
+        if dry_run and self.user_picker.value is None and self.user_picker.options:
+            # a preview writes nothing: before the analyst has said who they are (Run All
+            # without RECON_USER), it is made as any user of the ledger; Post asks who
+            user = self.user_picker.options[0][1]
+        else:
+            user = self.user_picker.require()  # who posts (posting checks Billing)
         self.progress.layout.display = None if len(files) > 1 else "none"
         self.progress.value = 0
         self.preview_button.disabled = self.post_button.disabled = True

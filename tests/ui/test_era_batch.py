@@ -196,11 +196,14 @@ def test_local_files_with_preview_are_previewed_and_not_posted(
         (tmp_path / name).write_bytes(data)
         files.append(tmp_path / name)
     (tmp_path / "bank.csv").write_bytes(DEPOSITS)
-    v = era_batch(recon, "ana", files=files, deposits=tmp_path / "bank.csv", preview=True)
+    v = era_batch(recon, None, files=files, deposits=tmp_path / "bank.csv", preview=True)  # RECON_USER unset
     assert "Preview (nothing posted): 2 file(s): 2 dry run" in message(v)
     assert v.preview_html.value.count('data-status="dry_run"') == 2
     assert count(recon, "SELECT count(*) FROM remittances") == 0
     assert count(recon, "SELECT count(*) FROM deposits") == 0
+    v.post_button.click()  # posting asks who posts
+    assert "Choose who you are" in message(v) and count(recon, "SELECT count(*) FROM remittances") == 0
+    v.user_picker.value = "ana"
     v.post_button.click()  # one click posts
     assert count(recon, "SELECT count(*) FROM remittances") == 2
 
