@@ -166,3 +166,60 @@ def stop_tree(child: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> N
     _end(left, signal.SIGTERM)
     left = _wait_gone(left, min(grace, 5.0))
     _end(left, signal.SIGKILL)
+
+
+# ------------------------------------------------------------------ recon app
+APP_SOURCE = """\
+from recon.ui.analyst_app import analyst_app
+
+analyst_app()"""
+"""The app page's one cell; Voilà runs it and shows its widget, never the code."""
+
+
+def require_voila() -> None:
+    """Refuse with the install to run when Voilà is missing."""
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        raise LabNotInstalled(
+            f"Voilà (the app server) is not installed: run {INSTALL_HINT} in the project folder, then recon app again"
+        ) from None
+
+
+def write_app_notebook(folder: Path) -> Path:
+    """The page Voilà serves: one code cell showing :func:`recon.ui.analyst_app.analyst_app`."""
+    from recon.notebook_files import dumps, normalise
+
+    nb = {
+        "cells": [
+            {"cell_type": "code", "id": "recon-app", "metadata": {}, "source": APP_SOURCE,
+             "outputs": [], "execution_count": None},
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recon-app.ipynb"
+    path.write_text(dumps(normalise(nb)), encoding="utf-8")
+    return path
+
+
+def app_command(notebook: Path, *, no_browser: bool = False, extra: Sequence[str] = ()) -> list[str]:
+    """The Voilà command line serving ``notebook`` (code hidden), ``extra`` passed through."""
+    extra = list(extra)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--strip_sources=True"]
+    if no_browser:
+        cmd.append("--no-browser")
+    return [*cmd, *extra]
+
+
+def launch_app(*, no_browser: bool = False, extra: Sequence[str] = ()) -> int:
+    """``recon app``: the workbench as a web page (Voilà), stopped with recon like ``recon lab``."""
+    import tempfile
+
+    require_voila()
+    with tempfile.TemporaryDirectory(prefix="recon-app-") as folder:
+        return run_lab(app_command(write_app_notebook(Path(folder)), no_browser=no_browser, extra=extra))
