@@ -49,7 +49,7 @@ OPTIONAL_COLUMNS = {
 PRIORITIES = ("primary", "secondary", "tertiary")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,79}")
 _UNITS = re.compile(r"[0-9]{1,5}")  # ASCII digits only: int() would also take '٣' or '３'
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
 _US_DATE = re.compile(r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}")
 _PERMISSION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # Bidirectional embeddings, overrides and isolates: they make a name display as other text.

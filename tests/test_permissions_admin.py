@@ -162,10 +162,11 @@ def test_library_refuses_an_unknown_user(admin_db: Path, tmp_path: Path) -> None
         pid = recon.record_payment(request, "ana").payment_id
         with pytest.raises(NotFound, match="No user 'zed'"):
             recon.void_payment(pid, "zed", "wrong client")
-        with pytest.raises(NotFound, match="No user 'zed'"):
-            post_remittances(recon, [_era_file(tmp_path)], "zed")
-        with pytest.raises(NotFound, match="No user 'zed'"):
-            load_deposits(recon, deposits, "zed")
+        for dry_run in (False, True):
+            with pytest.raises(NotFound, match="No user 'zed'"):
+                post_remittances(recon, [_era_file(tmp_path)], "zed", dry_run=dry_run)
+            with pytest.raises(NotFound, match="No user 'zed'"):
+                load_deposits(recon, deposits, "zed", dry_run=dry_run)
         assert recon.one("SELECT count(*) FROM payments") == (1,)
         assert recon.one("SELECT count(*) FROM remittances") == (0,)
 
