@@ -192,7 +192,7 @@ def credit_items_sql() -> str:
         HAVING sum(a.amount) > 0),
     by_side AS (
         SELECT src.invoice_id, src.responsibility,
-               string_agg(DISTINCT p.payer_id, ', ') AS payer_id,
+               array_to_string(list_sort(list_distinct(list(p.payer_id))), ', ') AS payer_id,
                string_agg(src.payment_id || ' ' || coalesce(p.payer_id, 'client') || ' ' || CAST(src.net AS VARCHAR)
                           || CASE WHEN p.remittance_id IS NULL THEN ''
                                   ELSE coalesce(' (ERA trace ' || p.payment_number || ')', ' (ERA)') END,
@@ -265,7 +265,8 @@ def overpayment_worklist_sql() -> str:
     acted AS (
         SELECT credit_id, arg_max(action, action_id) AS action, arg_max(reason, action_id) AS reason,
                arg_max(user_id, action_id) AS user_id, max("at") AS resolved_at, min("at") AS created_at,
-               any_value(invoice_id) AS invoice_id, string_agg(DISTINCT payer_id, ', ') AS payer_id,
+               any_value(invoice_id) AS invoice_id,
+               array_to_string(list_sort(list_distinct(list(payer_id))), ', ') AS payer_id,
                CAST(sum(amount) AS DECIMAL(18,2)) AS amount
         FROM credit_actions GROUP BY credit_id)
     SELECT c.exception_id, 'overpayment' AS kind, 'open' AS status, c.remittance_id, c.trace_number, c.payer_id,
