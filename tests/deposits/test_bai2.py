@@ -56,6 +56,18 @@ def test_a_field_complete_before_slash_is_followed_by_the_88s_fields() -> None:
     assert parsed.total == 1600  # 100 + 500 + 1000: the S availability amounts are not in the totals
 
 
+def test_text_runs_on_across_88s_and_line_breaks() -> None:
+    text = (
+        "01,B,P,260301,0700,1,,,2/\n02,P,B,1,260301,,,2/\n03,9,,,,,/\n"
+        "16,165,1000,Z,R1,,PAYMENT FROM AET TRN*1*AB\n88,CD12*1060054\\\n"  # no "/": the 88 runs on, nothing added
+        "16,169,2000,Z,R2,,FIRST LINE/\n88,SECOND LINE\n"  # text ended with "/": the 88 is a new line
+        "16,169,3000,Z,R3,,BROKEN\nLINE/\n"  # a bare line break inside a record is not a record
+        "49,6000,7/\n98,6000,1,9/\n99,6000,1,11/\n"
+    )
+    texts = [d.text for d in bai2.parse(text, "x.bai").details]
+    assert texts == ["PAYMENT FROM AET TRN*1*ABCD12*1060054\\", "FIRST LINE SECOND LINE", "BROKENLINE"]
+
+
 def test_control_totals_and_counts_of_the_hand_made_files() -> None:
     for path in sorted(DATA.iterdir()):
         parsed = bai2.parse(path.read_text(), path.name)
