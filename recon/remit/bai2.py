@@ -129,7 +129,8 @@ class _Reader:
             if not line.strip():
                 continue
             pos = 0
-            if not _START.match(line):
+            start = _START.match(line)
+            if start is None or (start.group(1) not in CODES and pending is not None and not pending.ended):
                 # a line break inside a record (seen in real files): the record runs on
                 if pending is None or pending.ended:
                     raise self.error(number, f"expected a record code ({', '.join(CODES)}), found {line[:20]!r}")
