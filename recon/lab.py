@@ -223,3 +223,24 @@ def launch_app(*, no_browser: bool = False, extra: Sequence[str] = ()) -> int:
     require_voila()
     with tempfile.TemporaryDirectory(prefix="recon-app-") as folder:
         return run_lab(app_command(write_app_notebook(Path(folder)), no_browser=no_browser, extra=extra))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m recon.lab app [--no-browser] [-- VOILA-OPTIONS]``: the app until ``recon app`` wraps it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m recon.lab", description="recon's web pages")
+    sub = parser.add_subparsers(dest="page", required=True)
+    p = sub.add_parser("app", help="the workbench, ERA batch and reports as a web page (Voila)")
+    p.add_argument("--no-browser", action="store_true")
+    p.add_argument("voila_args", nargs=argparse.REMAINDER, metavar="-- VOILA-OPTIONS")
+    args = parser.parse_args(argv)
+    try:
+        return launch_app(no_browser=args.no_browser, extra=args.voila_args)
+    except LabNotInstalled as exc:
+        print(f"recon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -126,3 +126,61 @@ def test_sigterm_stops_jupyterlab_and_its_kernels(tmp_path: Path) -> None:
         log_file.close()
     log = (tmp_path / "lab.log").read_text(errors="replace")
     assert "Use --allow-root" not in log
+
+
+def test_the_app_page_is_one_hidden_cell_in_normal_form(tmp_path: Path) -> None:
+    from recon.lab import APP_SOURCE, app_command, write_app_notebook
+    from recon.notebook_files import normal_text
+
+    path = write_app_notebook(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert text == normal_text(text)
+    assert "".join(json.loads(text)["cells"][0]["source"]) == APP_SOURCE
+    cmd = app_command(path, no_browser=True, extra=["--", "--port=8867"])
+    assert cmd[:4] == [sys.executable, "-m", "voila", str(path)]
+    assert "--strip_sources=True" in cmd and cmd[-1] == "--port=8867" and "--" not in cmd
+
+
+def test_without_voila_the_app_says_which_install_to_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recon.lab import main as lab_main
+
+    monkeypatch.setitem(sys.modules, "voila", None)
+    assert lab_main(["app", "--no-browser"]) == 1
+    assert INSTALL_HINT in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the kernel through /proc")
+def test_the_app_serves_the_workbench_and_stops_with_sigterm(db: Path, tmp_path: Path) -> None:
+    """Voila renders the page (the AnalystApp widget, no code); SIGTERM stops Voila and its kernel."""
+    pytest.importorskip("voila")
+    port = _free_port()
+    env = {**os.environ, "RECON_DB": str(db), "RECON_USER": "ana", "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    log_file = (tmp_path / "app.log").open("wb")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "recon.lab", "app", "--no-browser", "--", f"--port={port}", "--Voila.ip=127.0.0.1"],
+        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        page: list[str] = []
+
+        def rendered() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=240) as response:
+                page.append(response.read().decode("utf-8", "replace"))
+            return True
+
+        _wait(rendered, "Voila to render the app")
+        html = page[-1]
+        assert "application/vnd.jupyter.widget-view+json" in html and "AnalystApp(" in html
+        assert "from recon.ui.analyst_app" not in html  # the page shows no code
+        below = descendants(app.pid)
+        os.kill(app.pid, signal.SIGTERM)
+        assert app.wait(timeout=120) == 128 + signal.SIGTERM
+        _wait(lambda: not any(_running(p) for p in below), "Voila and the kernel to stop", 30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        log_file.close()
