@@ -103,7 +103,10 @@ def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
     Attaching (a few milliseconds) rather than connecting lets a notebook release the
     file between actions, so the CLI or another notebook can use the same ledger.
     """
+    # No progress bar: DuckDB draws one on stdout for a query past 2 s, which would
+    # land in CLI output (csv/json) and notebook cells on a busy machine.
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     # A commit is durable in the write-ahead log; folding the log into the file (a
     # checkpoint) is left to release/close instead of the commit of a large 835 file.
     con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
