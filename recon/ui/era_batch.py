@@ -133,7 +133,7 @@ class EraBatchView(w.VBox):
         self.worklist_rows: list[tuple[Any, ...]] = []
         # full width, scrolling sideways when the output area is narrower than the table:
         # a fixed-width HTML widget cut off the Reason and Deposit columns
-        self.worklist_html = w.HTML(layout=w.Layout(width="100%", max_width="100%", overflow="auto"))
+        self.worklist_html = w.HTML(layout=w.Layout(width="100%", max_width="100%", min_width="0", overflow="auto"))
         self.worklist_html.add_class("recon-worklist-table")
         self.pager = Pager("recon-worklist", page_size, self._render_worklist, "exceptions")
         self.exception = w.Dropdown(description="Exception", style=STYLE, layout=w.Layout(width="640px"))
