@@ -6,6 +6,8 @@ Entry points:
   app: Clients → Client Details → Ledger → Accept Payment.
 - ``client_ledger(recon, client_id, user=None, ...)`` — one client's Client Ledger
   with Accept Payment.
+- ``analyst_app(db=None, user=None)`` (``recon.ui.analyst_app``) — the workbench, the
+  ERA batch and the reports as tabs of one page (what ``python -m recon.lab app`` serves).
 - ``InsurancePaymentForm`` — the form alone; ``ChargeRequest`` is what ``on_charge``
   (the card form's extension point) receives.
 
@@ -45,7 +47,11 @@ CSS classes (stable, for browser tests; ``<id>`` is a client or invoice id)::
     recon-payment-number       Payment Number text
     recon-notes                Notes textarea
     recon-record-payment       Record Payment button (also recon-charge-payment-method
-                               while Insurance Credit/Debit Card is chosen)
+                               while Insurance Credit/Debit Card is chosen); it reads
+                               Charge Payment Method then, and Save throughout for a
+                               Vantage practice; disabled while the input is invalid
+    recon-invalid              on the field the preview refuses (Total Amount,
+                               Insurance or an invoice's Payment)
     recon-cancel-payment       Cancel
     recon-message              the one-line outcome, inside
                                <div class="recon-msg recon-msg-{ok,error,info,warning}">
