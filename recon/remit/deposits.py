@@ -307,9 +307,9 @@ def _bai2_file(path: Path, codes: frozenset[str]) -> BankFile:
     for d in parsed.details:
         reason = _not_a_deposit(d, codes)
         if reason is None:
-            base = f"{_id_part(d.account)}-{_id_part(d.bank_reference)}" if d.bank_reference else (
-                f"{_id_part(d.account)}-{d.as_of:%Y%m%d}-{d.type_code}-{fmt(Decimal(d.amount).scaleb(-2))}"
-            )  # fmt: skip
+            base = f"{_id_part(d.account)}-{d.as_of:%Y%m%d}-" + (
+                _id_part(d.bank_reference) if d.bank_reference else f"{d.type_code}-{fmt(Decimal(d.amount).scaleb(-2))}"
+            )
             deposits.append((base, _key(d), d))
         else:
             base = f"{_id_part(d.account)}-{d.as_of:%Y%m%d}-{d.type_code}-{d.amount}"

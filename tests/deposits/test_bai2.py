@@ -172,7 +172,7 @@ def test_the_deposit_codes_are_configurable(recon: Recon, tmp_path: Path, monkey
 
 def test_other_currencies_and_test_groups_are_not_deposits(recon: Recon, tmp_path: Path) -> None:
     load = load_deposits(recon, copy("currencies_and_groups.bai", tmp_path), "ana")
-    assert load.total == Decimal("400.00") and load.deposit_ids == ("5550001-C1",)
+    assert load.total == Decimal("400.00") and load.deposit_ids == ("5550001-20260314-C1",)
     rows = recon.execute("SELECT currency, amount, reason FROM other_bank_activity ORDER BY currency").fetchall()
     assert [(c, a) for c, a, _ in rows] == [
         ("CAD", Decimal("250.00")),
@@ -199,16 +199,16 @@ def test_a_wrapped_trace_is_read_whole_and_matches(
     # the wire is value-dated 2026-03-13; the deposit date is the group's as-of date
     assert {r[1] for r in rows} == {date(2026, 3, 11)}
     # an account number with a space still gives valid ids
-    assert all(_ID.match(r[0]) for r in rows) and rows[1][0] == "4400_1234-W99871"
+    assert all(_ID.match(r[0]) for r in rows) and rows[1][0] == "4400_1234-20260311-W99871"
 
 
 def test_funds_types_decide_the_fields(tmp_path: Path) -> None:
     bank = read_bank_file(copy("funds_types.bai", tmp_path))
     got = [(d.deposit_id, d.amount, d.trace_number, d.deposit_date) for d in bank.deposits]
     assert got == [
-        ("5550001-LB1", Decimal("600.00"), None, date(2026, 3, 19)),
-        ("5550001-A1", Decimal("1400.00"), "TRC-1", date(2026, 3, 19)),
-        ("5550001-D1", Decimal("1000.00"), None, date(2026, 3, 19)),
+        ("5550001-20260319-LB1", Decimal("600.00"), None, date(2026, 3, 19)),
+        ("5550001-20260319-A1", Decimal("1400.00"), "TRC-1", date(2026, 3, 19)),
+        ("5550001-20260319-D1", Decimal("1000.00"), None, date(2026, 3, 19)),
     ]
     assert [(a.type_code, a.amount) for a in bank.other] == [("475", Decimal("50.00"))]
 

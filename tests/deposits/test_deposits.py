@@ -290,8 +290,8 @@ def test_bai2_credits_become_deposits(recon: Recon, tmp_path: Path, add_remittan
     path.write_text(BAI2)
     deps = read_deposits(path)
     assert [(d.deposit_id, d.amount, d.trace_number) for d in deps] == [
-        ("123456789-BREF1", Decimal("100.00"), "T1"),
-        ("123456789-BREF2", Decimal("77.00"), None),
+        ("123456789-20260305-BREF1", Decimal("100.00"), "T1"),
+        ("123456789-20260305-BREF2", Decimal("77.00"), None),
     ]  # the 475 (check paid) is a debit, not a deposit: it is other bank activity
     add_remittance("R1", "T1", "100.00", date(2026, 3, 4))
     add_remittance("R2", "T2", "77.00", date(2026, 3, 3), payer="UHC")
