@@ -182,10 +182,13 @@ ALTER TABLE exceptions ADD COLUMN IF NOT EXISTS line_no INTEGER;
 ALTER TABLE exceptions ADD COLUMN IF NOT EXISTS detail VARCHAR;
 
 -- An exception's status is derived from its actions: the last deciding action wins
--- (a note decides nothing).
+-- (a note decides nothing). Its reason shows the CARC codes and, for the kinds that have
+-- one, the numbers an analyst needs to decide (``detail``).
 CREATE OR REPLACE VIEW exception_status AS
 SELECT e.exception_id, e.kind, e.remittance_id, e.trace_number, e.payer_id, e.claim_id,
-       e.amount, e.held_amount, e.reason, e.invoice_id, e.created_at,
+       e.amount, e.held_amount,
+       CASE WHEN e.detail IS NULL THEN e.reason ELSE concat_ws(': ', e.reason, e.detail) END AS reason,
+       e.invoice_id, e.created_at,
        CASE last.action WHEN 'matched' THEN 'matched' WHEN 'write_off' THEN 'written_off'
             WHEN 'appeal' THEN 'appealed' WHEN 'closed' THEN 'closed' WHEN 'bill_client' THEN 'billed_client'
             WHEN 'dismissed' THEN 'dismissed' ELSE 'open' END AS status,

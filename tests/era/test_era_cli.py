@@ -34,9 +34,11 @@ def test_era_batch_exit_codes_and_summaries(cli, era_db, tmp_path):
                                ("C200", "BCBS", "CHK", "340.00", "0.00", "2026-03-01")]
     assert all("status" in r and "deposit_id" in r for r in rows)
     exc = json.loads(cli("exceptions", "--db", era_db, "--format", "json").out)
-    assert [(e["kind"], e["trace_number"], e["claim_id"], e["amount"], e["reason"]) for e in exc] == [
-        ("denial", "T100", "I4", "100.00", "CO-50"), ("unmatched_claim", "T100", "NOPE-1", "60.00", "CO-45"),
+    assert [(e["kind"], e["trace_number"], e["claim_id"], e["amount"], e["reason"][:2]) for e in exc] == [
+        ("denial", "T100", "I4", "100.00", "CO"), ("unmatched_claim", "T100", "NOPE-1", "60.00", "CO"),
         ("recoupment", "T100", "PCN1", "10.00", "WO")]  # the PLB WO naming claim PCN1 is listed for follow-up
+    assert [e["reason"] for e in exc] == [
+        "CO-50", "CO-45", "WO: PLB WO 10.00 names claim PCN1 (no posted claim of this payer has it)"]
 
 
 def test_billing_required_dry_run_writes_nothing(cli, era_db, tmp_path):
