@@ -4,8 +4,9 @@ Why one widget: ``recon app`` serves it with Voilà (a maintained server for Jup
 widgets that shows outputs, never code), and a notebook can show the very same
 thing. It is made of the views the notebooks use — :class:`~recon.ui.app.Workbench`
 (Clients → Client Details → Ledger → Accept Payment), :class:`~recon.ui.era_batch.EraBatchView`
-(upload, preview, post, the worklist) and :class:`ReportsView` — so every rule is the
-library's, checked once.
+(upload, preview, post, the worklist), :class:`ReportsView` and the Tables tab's grids
+(:mod:`recon.ui.grid`: ledger, payments, remittances, worklist with sort, filter and
+paging) — so every rule is the library's, checked once.
 
 CSS classes (stable, for browser tests)::
 
@@ -30,7 +31,7 @@ from recon.ui.app import Workbench
 from recon.ui.common import CSS, esc, esc_attr, export_dir, guarded, html_table, message_html, notebook_ledger_path
 from recon.ui.era_batch import EraBatchView, ensure_demo_batch
 
-TAB_TITLES = ("Clients & Ledger", "ERA batch", "Reports")
+TAB_TITLES = ("Clients & Ledger", "ERA batch", "Reports", "Tables")
 
 
 def frame_html(frame: Any, limit: int = 200) -> str:
@@ -104,7 +105,7 @@ class ReportsView(w.VBox):
 
 
 class AnalystApp(w.VBox):
-    """Tabs over one ledger: Clients & Ledger, ERA batch, Reports (one User for all of them)."""
+    """Tabs over one ledger: Clients & Ledger, ERA batch, Reports, Tables (one User for all of them)."""
 
     def __init__(
         self,
@@ -123,7 +124,10 @@ class AnalystApp(w.VBox):
         # one User for the whole page: choosing it in one tab chooses it in the others
         self._user_link = traitlets.link((self.workbench.user_picker, "value"), (self.era.user_picker, "value"))
         self.reports = ReportsView(recon)
-        self.tabs = w.Tab(children=[self.workbench, self.era, self.reports])
+        from recon.ui.grid import TablesView
+
+        self.tables = TablesView(recon)
+        self.tabs = w.Tab(children=[self.workbench, self.era, self.reports, self.tables])
         for index, title in enumerate(TAB_TITLES):
             self.tabs.set_title(index, title)
         self.tabs.add_class("recon-app-tabs")
@@ -138,6 +142,8 @@ class AnalystApp(w.VBox):
             guarded(self.era.message, self.era.refresh, "the worklist could not be shown")
         elif index == 2:
             self.reports.refresh()
+        elif index == 3:
+            self.tables.refresh()
 
     def show(self, title: str) -> None:
         """Select a tab by its title (for code and tests)."""

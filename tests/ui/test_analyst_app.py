@@ -21,7 +21,7 @@ def test_the_analyst_day_through_the_app(recon: Recon, tmp_path: Path, monkeypat
     files = [write_835(tmp_path / "a.835", AETNA_MARCH, 1), write_835(tmp_path / "b.835", BCBS_MARCH, 2)]
     (tmp_path / "bank.csv").write_bytes(DEPOSITS)
     app = AnalystApp(recon, "ana", era_files=files, era_deposits=tmp_path / "bank.csv", enrolled=False)
-    assert [app.tabs.get_title(i) for i in range(3)] == list(TAB_TITLES)
+    assert [app.tabs.get_title(i) for i in range(4)] == list(TAB_TITLES)
     assert "recon-analyst-app" in app._dom_classes
 
     # the batch is previewed at start, nothing posted
