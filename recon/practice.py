@@ -86,10 +86,11 @@ class LoadSummary:
                 f"\nFirst load into an empty ledger: created its first admin(s): {', '.join(self.first_admins)}. "
                 "From now on only an admin can load practices or add users (recon load --user ADMIN)."
             )
-        elif self.first_load and self.added.get("users"):
+        elif self.first_load and any(self.added.values()):
+            who = "no user has the admin permission" if self.added.get("users") else "it had no users.csv"
             text += (
-                "\nFirst load into an empty ledger: no user has the admin permission, so this ledger takes no "
-                "further load; to allow loads, give a user 'admin' in users.csv of a first load into a new ledger."
+                f"\nFirst load into an empty ledger: {who}, so this ledger takes no further load; "
+                "to allow loads, give a user 'admin' in users.csv of a first load into a new ledger."
             )
         return text
 
@@ -393,13 +394,19 @@ def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
     """Check who loads, validate everything, then write it in one transaction; an id already present must match.
 
     A load creates users and grants their permissions, so it needs the admin
-    permission; only the first load into a ledger without users needs none (it is
-    how the first admin comes to exist), and ``user_id``, if given, must be one of
-    the users it creates.
+    permission; only the first load into an empty ledger (no users, no practice
+    data) needs none: it is how the first admin comes to exist, and ``user_id``, if
+    given, must be one of the users it creates.
     """
     con = recon.con
-    first = _has_no_users(con)
+    first = _is_empty(con)
     if not first:
+        if _has_no_users(con):
+            raise PermissionDenied(
+                "This ledger holds a practice but no users, so no admin can load into it; only the first load "
+                "into an empty ledger creates users without an admin: load the practice with its users.csv "
+                "into a new ledger"
+            )
         if not user_id:
             raise PermissionDenied(
                 "Loading into a ledger that has users needs --user: an admin of this ledger "
@@ -433,8 +440,8 @@ def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
         added[table] = len(new[table])
         unchanged[table] = len(recs) - len(new[table])
     with recon.transaction():
-        if first and not _has_no_users(con):
-            raise LedgerError("Another load added users to this ledger meanwhile; nothing was loaded; retry as admin")
+        if first and not _is_empty(con):
+            raise LedgerError("Another load filled this ledger meanwhile; nothing was loaded; retry as an admin")
         for table in TABLES:
             if new[table]:
                 marks = ", ".join("?" for _ in TABLES[table])
@@ -456,6 +463,13 @@ def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
 
 def _has_no_users(con: Any) -> bool:
     row = con.execute("SELECT count(*) FROM users").fetchone()
+    return not row or row[0] == 0
+
+
+def _is_empty(con: Any) -> bool:
+    """No users and no practice data: the only state in which a load needs no admin."""
+    counts = " + ".join(f"(SELECT count(*) FROM {t})" for t in TABLES)
+    row = con.execute(f"SELECT {counts}").fetchone()
     return not row or row[0] == 0
 
 

@@ -63,6 +63,16 @@ def test_old_users_file_without_admin_still_loads_and_says_no_admin(cli: Callabl
     assert later.code == 1 and "does not have the admin permission" in later.err
 
 
+def test_only_a_load_into_an_empty_ledger_creates_the_first_admin(cli: Callable[..., Run], tmp_path: Path) -> None:
+    db = tmp_path / "l.duckdb"
+    no_users = {k: v for k, v in PRACTICE.items() if k != "users.csv"}
+    first = cli("load", write_practice(tmp_path / "p", no_users), "--db", db)
+    assert first.code == 0 and "it had no users.csv, so this ledger takes no further load" in first.out
+    later = cli("load", write_practice(tmp_path / "mal", MALLORY), "--db", db)
+    assert later.code == 1 and "holds a practice but no users, so no admin can load into it" in later.err
+    assert _count(db, "SELECT count(*) FROM users") == 0
+
+
 def test_first_load_by_a_user_it_does_not_create_is_refused(cli: Callable[..., Run], tmp_path: Path) -> None:
     db = tmp_path / "l.duckdb"
     run = cli("load", write_practice(tmp_path / "p", ADMIN_PRACTICE), "--db", db, "--user", "zed")
