@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from recon.services import Recon
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,7 @@ def _payments(db: Path) -> int:
         return recon.one("SELECT count(*) FROM payments")[0]
 
 
+@pytest.mark.slow
 def test_four_writers_record_all_hundred_payments(db: Path) -> None:
     before = _payments(db)
     procs = [

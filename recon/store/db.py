@@ -230,8 +230,6 @@ def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
         )
     if "Unique file handle conflict" in text:
         return f"The ledger {path} is already open in this Python session; use that Recon or close it first"
-    if "lock" in text.lower():
-        return f"The ledger {path} is open in another program (a notebook or another recon); close it and retry"
     if "not a valid DuckDB database" in text or "Could not read" in text:
         return f"{path} is not a recon ledger (not a DuckDB database file)"
     return f"The ledger {path} could not be opened: {text.splitlines()[0]}"
