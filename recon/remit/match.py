@@ -111,15 +111,18 @@ def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") ->
          last AS (SELECT * FROM per
                   QUALIFY row_number() OVER (PARTITION BY invoice_id
                                              ORDER BY priority DESC, claim_posting_id DESC) = 1),
-         waiting AS (
-             SELECT l.invoice_id,
-                    (l.status IN {tuple(FORWARDED)}
-                     OR EXISTS (SELECT 1 FROM client_insurance p JOIN inv ON p.client_id = inv.client_id
-                                WHERE inv.invoice_id = l.invoice_id AND {RANK_SQL} > l.priority
-                                  AND p.payer_id NOT IN (SELECT payer_id FROM per WHERE per.invoice_id = l.invoice_id)))
-                    AND NOT EXISTS (SELECT 1 FROM billing_decisions b
-                                    WHERE b.invoice_id = l.invoice_id AND b.priority >= l.priority) AS waiting
-             FROM last l),
+         later AS (SELECT l.invoice_id, count(*) AS n
+                   FROM last l JOIN inv USING (invoice_id) JOIN client_insurance p ON p.client_id = inv.client_id
+                   LEFT JOIN (SELECT DISTINCT invoice_id, payer_id FROM per) x
+                          ON x.invoice_id = l.invoice_id AND x.payer_id = p.payer_id
+                   WHERE {RANK_SQL} > l.priority AND x.payer_id IS NULL
+                   GROUP BY 1),
+         billed AS (SELECT DISTINCT b.invoice_id FROM billing_decisions b JOIN last l USING (invoice_id)
+                    WHERE b.priority >= l.priority),
+         waiting AS (SELECT l.invoice_id,
+                            (l.status IN {tuple(FORWARDED)} OR later.n IS NOT NULL) AND billed.invoice_id IS NULL
+                                AS waiting
+                     FROM last l LEFT JOIN later USING (invoice_id) LEFT JOIN billed USING (invoice_id)),
          dues AS (SELECT d.invoice_id,
                          sum(d.client_amt_due_delta) AS c, sum(d.ins_amt_due_delta) AS i,
                          sum(d.client_amt_due_delta) FILTER (WHERE d.remittance_id IS NULL
@@ -643,35 +646,35 @@ class Poster:
             return
         self.run("""
             CREATE OR REPLACE TEMP TABLE m_late AS
-            WITH o AS (SELECT c.cpid, c.clp01, c.pcn, c.charge, c.paid, r.payer_id,
-                              coalesce((SELECT string_agg(grp || '-' || reason || '=' || CAST(amt AS VARCHAR), ';'
-                                                          ORDER BY grp, reason)
-                                        FROM (SELECT group_code AS grp, reason_code AS reason, sum(amount) AS amt
-                                              FROM remit_cas x WHERE x.claim_posting_id = c.cpid
-                                              GROUP BY ALL HAVING sum(amount) <> 0)), '') AS sig
-                       FROM m_claim c JOIN s_rem r USING (st)
-                       WHERE c.outcome = 'posted'
-                         AND c.cpid NOT IN (SELECT original FROM adjudication_reversals)),
-                 rv AS (SELECT e.exception_id, e.claim_posting_id AS rcpid, e.remittance_id, e.payer_id, e.held_amount,
-                               rc.claim_id, rc.payer_control, rc.charge, rc.paid,
-                               coalesce((SELECT string_agg(grp || '-' || reason || '=' || CAST(-amt AS VARCHAR), ';'
-                                                           ORDER BY grp, reason)
-                                         FROM (SELECT group_code AS grp, reason_code AS reason, sum(amount) AS amt
-                                               FROM remit_cas x WHERE x.claim_posting_id = e.claim_posting_id
-                                               GROUP BY ALL HAVING sum(amount) <> 0)), '') AS sig
+            WITH rv AS (SELECT e.exception_id, e.claim_posting_id AS rcpid, e.remittance_id, e.payer_id,
+                               rc.claim_id, coalesce(rc.payer_control, '') AS pcn, rc.charge, rc.paid
                         FROM exceptions e JOIN remit_claims rc ON rc.claim_posting_id = e.claim_posting_id
                         WHERE e.kind IN ('unmatched_reversal', 'reversal_mismatch')
                           AND NOT EXISTS (SELECT 1 FROM exception_actions a
                                           WHERE a.exception_id = e.exception_id AND a.action <> 'note')
-                          AND e.claim_posting_id NOT IN (SELECT reversal FROM adjudication_reversals))
+                          AND e.claim_posting_id NOT IN (SELECT reversal FROM adjudication_reversals)),
+                 pair AS (SELECT rv.*, c.cpid AS original
+                          FROM rv JOIN m_claim c ON (rv.pcn <> '' AND c.pcn = rv.pcn)
+                                                 OR (rv.pcn = '' AND c.clp01 = rv.claim_id)
+                          JOIN s_rem r ON r.st = c.st AND r.payer_id = rv.payer_id
+                          WHERE c.outcome = 'posted' AND c.charge = -rv.charge AND c.paid = -rv.paid
+                            AND c.cpid NOT IN (SELECT original FROM adjudication_reversals)),
+                 sig AS (SELECT claim_posting_id AS cpid,
+                                string_agg(grp || '-' || reason || '=' || CAST(amt AS VARCHAR), ';'
+                                           ORDER BY grp, reason) AS pos,
+                                string_agg(grp || '-' || reason || '=' || CAST(-amt AS VARCHAR), ';'
+                                           ORDER BY grp, reason) AS neg
+                         FROM (SELECT claim_posting_id, group_code AS grp, reason_code AS reason, sum(amount) AS amt
+                               FROM remit_cas WHERE claim_posting_id IN (SELECT original FROM pair UNION
+                                                                         SELECT rcpid FROM pair)
+                               GROUP BY ALL HAVING sum(amount) <> 0)
+                         GROUP BY 1)
             SELECT * FROM (
-                SELECT rv.exception_id, rv.rcpid, rv.remittance_id, o.cpid AS original,
-                       row_number() OVER (PARTITION BY o.cpid ORDER BY rv.rcpid) AS k1,
-                       row_number() OVER (PARTITION BY rv.rcpid ORDER BY o.cpid DESC) AS k2
-                FROM rv JOIN o ON o.payer_id = rv.payer_id
-                              AND ((coalesce(rv.payer_control, '') <> '' AND o.pcn = rv.payer_control)
-                                   OR (coalesce(rv.payer_control, '') = '' AND o.clp01 = rv.claim_id))
-                              AND o.charge = -rv.charge AND o.paid = -rv.paid AND o.sig = rv.sig)
+                SELECT p.exception_id, p.rcpid, p.remittance_id, p.original,
+                       row_number() OVER (PARTITION BY p.original ORDER BY p.rcpid) AS k1,
+                       row_number() OVER (PARTITION BY p.rcpid ORDER BY p.original DESC) AS k2
+                FROM pair p LEFT JOIN sig so ON so.cpid = p.original LEFT JOIN sig sr ON sr.cpid = p.rcpid
+                WHERE coalesce(so.pos, '') = coalesce(sr.neg, ''))
             WHERE k1 = 1 AND k2 = 1""")
         row = self.run("SELECT count(*) FROM m_late").fetchone()
         if not row or not row[0]:
