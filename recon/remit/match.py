@@ -384,7 +384,7 @@ class Poster:
                                  AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn)
                                       OR (rv.pcn = '' AND rc.claim_id = rv.clp01))
                           WHERE (rc.claim_id IN (SELECT clp01 FROM rv) OR rc.payer_control IN (SELECT pcn FROM rv))
-                            AND (rc.outcome IN ('posted', 'denied')
+                            AND (rc.outcome IN ('posted', 'denied', 'unmatched', 'payer_not_on_policy')
                                  OR EXISTS (SELECT 1 FROM exceptions e JOIN exception_actions a USING (exception_id)
                                             WHERE a.action = 'matched' AND e.claim_posting_id = rc.claim_posting_id
                                               AND rc.status <> '22'))),
@@ -577,7 +577,7 @@ class Poster:
             SELECT e.exception_id, p.grp, p.reason, sum(p.amount)
             FROM w_exc e JOIN m_pcas p ON p.ci = e.ci AND p.ln = e.ln AND p.invoice_id IS NOT DISTINCT FROM e.invoice_id
             WHERE e.ln IS NOT NULL GROUP BY ALL ORDER BY 1, 2, 3""")
-        # a reversed denial is closed (the payer took it back; its repayment, if any, posts as a claim)
+        # a reversed denial or held claim is closed (the payer took it back; a repayment posts as a claim)
         row = self.run("SELECT count(*) FROM m_claim WHERE reverses IS NOT NULL").fetchone()
         if not row or not row[0]:
             return
@@ -591,7 +591,7 @@ class Poster:
                                                 AND rr.payer_id = e.payer_id), ''),
                    {self.user}, {self.stamp}, NULL
             FROM exceptions e JOIN m_claim c ON c.reverses = e.claim_posting_id JOIN s_rem r ON r.st = c.st
-            WHERE e.kind = 'denial' AND NOT EXISTS (
+            WHERE e.kind IN ('denial', 'unmatched_claim', 'payer_not_on_policy') AND NOT EXISTS (
                 SELECT 1 FROM exception_actions a WHERE a.exception_id = e.exception_id
                   AND a.action NOT IN ('note', 'appeal'))""")
 

@@ -303,6 +303,35 @@ def test_payer_not_on_the_clients_policies_is_held(era: Era) -> None:
     check_invariant(era.db)
 
 
+def test_reversal_of_a_held_claim_closes_it(era: Era) -> None:
+    era.post(BCBS, claim("J8", "1", "100", "80", pcn="B-8", lines=[line("90837", "100", "80", "20260109",
+                                                                        [["CO", "45", "20"]])]), amount="80")
+    era.post(BCBS, claim("J8", "22", "-100", "-80", pcn="B-8", lines=[line("90837", "-100", "-80", "20260109",
+                                                                           [["CO", "45", "-20"]])]), amount="-80")
+    assert era.ledger("P4")["J8"] == ("100.00", "0.00", "0.00", "100.00", "0.00", "0.00", "100.00")
+    assert era.kinds() == [("payer_not_on_policy", "J8", "closed")]
+    check_invariant(era.db)
+
+
+def test_reversed_and_corrected_twice(era: Era) -> None:
+    era.post(AET, original(), amount="150")
+    era.post(AET, reversal(), original("170", "30", "ICN-2"), amount="20")
+    era.post(AET, reversal("-170", "-30", "ICN-2"), original("160", "40", "ICN-3"), amount="-10")
+    assert era.ledger("P2")["J2"] == ("200.00", "0.00", "0.00", "200.00", "160.00", "40.00", "0.00")
+    assert era.kinds() == []
+    check_invariant(era.db)
+
+
+def test_primary_denies_secondary_pays(era: Era) -> None:
+    era.post(UHC, claim("J4", "4", "180", "0", pcn="U-D4", lines=[line("90837", "180", "0", "20260108",
+                                                                       [["CO", "50", "180"]])]), amount="0")
+    era.post(AET, claim("J4", "2", "180", "150", "30", lines=[line("90837", "180", "150", "20260108",
+                                                                   [["PR", "2", "30"]])]), amount="150")
+    assert era.ledger("P1")["J4"] == ("180.00", "30.00", "0.00", "150.00", "150.00", "0.00", "30.00")
+    assert era.kinds() == [("denial", "J4", "open")]
+    check_invariant(era.db)
+
+
 # --------------------------------------------------------------------------- 9. ERA after a manual payment
 def test_era_paying_a_manually_paid_invoice_is_a_possible_duplicate(era: Era) -> None:
     run = era.cli("pay", "P2", "--db", era.db, "--user", "ana", "--payer", "AET", "--method", "insurance-check",
