@@ -46,10 +46,13 @@ def now() -> datetime:
 class Recon:
     """A practice's ledger, opened for reading and for recording payments."""
 
-    def __init__(self, path: Path, key: str | None = None, *, hold: bool | None = None) -> None:
+    def __init__(
+        self, path: Path, key: str | None = None, *, hold: bool | None = None, wait: float | None = None
+    ) -> None:
         self.path = path
         self.hold = not _in_kernel() if hold is None else hold
         self._key = key
+        self._wait = wait
         self._session = db.session(key)
         self._attached = False
         self._depth = 0
@@ -59,18 +62,24 @@ class Recon:
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(
-        cls, db_path: str | os.PathLike[str] | None = None, key: str | None = None, *, hold: bool | None = None
+        cls,
+        db_path: str | os.PathLike[str] | None = None,
+        key: str | None = None,
+        *,
+        hold: bool | None = None,
+        wait: float | None = None,
     ) -> Recon:
         """Open the ledger (``RECON_DB`` or ``data/recon.duckdb``; ``RECON_DB_KEY`` encrypts).
 
         In a notebook kernel (``hold`` None there, or False) the file is let go whenever
         the kernel goes idle, so the CLI or another notebook can use the same ledger in
-        between; elsewhere it is held until :meth:`close`.
+        between; elsewhere it is held until :meth:`close`. A ledger another program is
+        using is waited for up to ``wait`` seconds (default ``RECON_DB_WAIT``, else 15).
         """
         path = Path(db_path) if db_path is not None else db.default_db_path()
         if key is None:
             key = os.environ.get("RECON_DB_KEY") or None
-        return cls(path, key, hold=hold)
+        return cls(path, key, hold=hold, wait=wait)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -82,7 +91,7 @@ class Recon:
         return self._session
 
     def _attach(self) -> None:
-        db.attach(self._session, self.path, self._key)
+        db.attach(self._session, self.path, self._key, wait=self._wait)
         self._attached = True
 
     def _schedule_release(self) -> None:

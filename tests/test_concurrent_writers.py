@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recon.errors import LedgerError
 from recon.services import Recon
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,3 +140,34 @@ def test_a_bad_wait_setting_is_named(db: Path) -> None:
     finally:
         holder.close()
     assert "RECON_DB_WAIT" in err and "'soon'" in err and "Traceback" not in err
+
+
+HOLDER = """
+import sys
+from recon.errors import LedgerError
+from recon.services import Recon
+
+with Recon.open(sys.argv[1], hold=True):
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_recon_open_waits_as_asked_then_refuses(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        cwd=ROOT,
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(LedgerError, match=r"stayed busy for 0\.3 s; nothing was changed: close it and retry"):
+            Recon.open(db, wait=0.3)
+        assert capsys.readouterr().err.count("waiting up to 0.3 s") == 1
+    finally:
+        holder.communicate("\n", timeout=120)
+    with Recon.open(db, wait=0) as recon:  # free again: no wait needed
+        assert recon.one("SELECT count(*) FROM users")[0] > 0
