@@ -47,6 +47,8 @@ UNREACHABLE: tuple[tuple[str, str], ...] = (
     ("remit_claims", f"remittance_id NOT IN {_REMITTANCES}"),
     ("exceptions", f"remittance_id NOT IN {_REMITTANCES}"),
     ("exception_invoices", "exception_id NOT IN (SELECT exception_id FROM exceptions)"),
+    ("exception_cas", "exception_id NOT IN (SELECT exception_id FROM exceptions)"),
+    ("exception_actions", "exception_id NOT IN (SELECT exception_id FROM exceptions)"),
     ("payments", f"remittance_id IS NOT NULL AND remittance_id NOT IN {_REMITTANCES}"),
     ("allocations", f"payment_id NOT IN {_PAYMENTS}"),
     (
@@ -65,7 +67,7 @@ UNREACHABLE: tuple[tuple[str, str], ...] = (
         OR (entry_kind = 'due_change' AND entry_id NOT IN (SELECT change_id FROM due_changes))""",
     ),
     ("adjudications", f"remittance_id NOT IN {_REMITTANCES}"),
-    ("adjudication_reversals", f"reversal NOT IN {_CLAIMS}"),
+    ("adjudication_reversals", f"original NOT IN {_CLAIMS} OR reversal NOT IN {_CLAIMS}"),
     ("audit_log", f"action = 'post_remittance' AND entity_id NOT IN {_REMITTANCES}"),
 )
 
