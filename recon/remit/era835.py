@@ -30,6 +30,14 @@ For posting (and anything else that reads whole files):
   separate column API.
 - Amounts, dates, SVC01 composites and whole CAS segments are parsed once per distinct
   text (module caches, bounded); :func:`clear_caches` empties them (benchmarks).
+
+Hostile input: every element the reader keeps or parses is checked against its X12
+maximum length first (an amount has at most 18 digits, a quantity 15), with plain
+length comparisons and regexes that cannot backtrack, so reading stays linear in the
+file's size; a bad value is quoted cut to ~60 characters (:func:`~recon.remit.x12.shown`).
+Quantities (SVC05 units, CAS quantities; X12 type R) are exact Decimals but not money:
+``0.125`` units are fine. The envelope checks include GS01 = HP and interchange
+control numbers (ISA13) that are unique within the file.
 """
 
 from __future__ import annotations
@@ -44,11 +52,20 @@ from typing import TypeVar
 
 from recon.errors import InvalidAmount
 from recon.money import CENT, ZERO, fmt, parse_amount
-from recon.remit.x12 import X12Error, X12Reader
+from recon.remit.x12 import X12Error, X12Reader, indented, shown
 
-_DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)\Z")
-_PLAIN_AMOUNT = re.compile(r"-?\d{1,16}(?:\.\d{1,2})?\Z")
+_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
+"""A decimal number (ASCII digits only). The digits before the point are matched once,
+so a failing match costs one pass; the former pattern, with two digit runs side by side,
+tried every way to split a run between them: 13.7 s on 40,000 digits followed by an X."""
+_PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,16}(?:\.[0-9]{1,2})?\Z")
 """Amounts parse_amount would accept unchanged: at most two decimals, below 10**16."""
+AMOUNT_DIGITS = 18
+"""X12 type R, 1/18: an amount has at most 18 digits (sign and decimal point not counted)."""
+QUANTITY_DIGITS = 15
+"""X12 type R, 1/15: SVC05 units and CAS quantities."""
+COMPOSITE_CHARS = 200
+"""Longer than any SVC01/SVC06 composite can be (2 + 48 + 4 × 2 + 80 + 48 and 7 separators)."""
 _CACHE_LIMIT = 50_000
 _CAS_CACHE_LIMIT = 20_000
 # Caches are cleared when full, so memory stays bounded across any number of files:
@@ -59,6 +76,7 @@ _CAS_CACHE_LIMIT = 20_000
 # immutable, so the caches are shared by all reads; cleared when full to stay bounded.
 _AMOUNTS: dict[str, Decimal] = {}
 _DATES: dict[str, date] = {}
+_QUANTITIES: dict[str, Decimal] = {}  # apart from _AMOUNTS: '0.125' units are no money
 ONE = Decimal("1.00")
 T = TypeVar("T")
 
@@ -190,8 +208,7 @@ def _builder(cls: type[T]) -> Callable[..., T]:
     twin = type(f"_{cls.__name__}Builder", (), {"__slots__": tuple(names)})
     params = ", ".join(names)
     stores = "".join(f"    obj.{name} = {name}\n" for name in names)
-    source = (f"def build({params}):\n    obj = new(twin)\n{stores}"
-              "    obj.__class__ = cls\n    return obj\n")
+    source = f"def build({params}):\n    obj = new(twin)\n{stores}    obj.__class__ = cls\n    return obj\n"
     namespace: dict[str, object] = {"new": object.__new__, "twin": twin, "cls": cls}
     exec(source, namespace)  # the source is made of the dataclass's own field names
     build = namespace["build"]
@@ -203,12 +220,10 @@ _adjustment = _builder(Adjustment)
 _line = _builder(ServiceLine)
 _claim = _builder(Claim)
 
-Imbalance = tuple[str, str, str, "str | None", "int | None", "int | None", int, Decimal,
-                  Decimal, str]
+Imbalance = tuple[str, str, str, "str | None", "int | None", "int | None", int, Decimal, Decimal, str]
 """The positional fields of :class:`recon.remit.balance.BalanceProblem`, found while reading."""
 
-PRODUCT_QUALIFIERS = frozenset({"AD", "ER", "HC", "HP", "IV", "N4", "N6", "NU", "UI", "WK",
-                                "ZZ"})
+PRODUCT_QUALIFIERS = frozenset({"AD", "ER", "HC", "HP", "IV", "N4", "N6", "NU", "UI", "WK", "ZZ"})
 """SVC01-1 product/service id qualifiers (005010X221A1, plus the common ZZ)."""
 
 COMMON_COMPONENT_SEPARATORS = (">", ":", "^")
@@ -224,7 +239,7 @@ _MODELLED_2 = ("LX", "N1", "SE", "ST", "GS", "GE")
 
 def clear_caches() -> None:
     """Forget every parsed amount, date, composite and CAS segment (for cold timings)."""
-    for cache in (_AMOUNTS, _DATES, _CAS_CACHES, _DTM_CACHES, _SVC01_CACHES):
+    for cache in (_AMOUNTS, _QUANTITIES, _DATES, _CAS_CACHES, _DTM_CACHES, _SVC01_CACHES):
         cache.clear()
 
 
@@ -234,8 +249,7 @@ def read_835(path: str | Path, *, name: str | None = None) -> Iterator[Remittanc
         yield rem
 
 
-def read_835_checked(path: str | Path, *,
-                     name: str | None = None) -> Iterator[tuple[Remittance, list[Imbalance]]]:
+def read_835_checked(path: str | Path, *, name: str | None = None) -> Iterator[tuple[Remittance, list[Imbalance]]]:
     """Like :func:`read_835`, with the balancing problems found in the same pass.
 
     Each item is ``(remittance, imbalances)``; an imbalance holds the positional fields
@@ -282,16 +296,91 @@ def _amount(file: str, e: list[str], pos: int, n: int, *, required: bool = True)
         if not required:
             return ZERO
         raise X12Error(file, n, e[0], pos, "missing; expected an amount")
+    if _digits(text) > AMOUNT_DIGITS:  # before any parsing: a million digits would overflow
+        raise X12Error(
+            file, n, e[0], pos, f"{shown(text)} is too long for an amount: X12 allows at most {AMOUNT_DIGITS} digits"
+        )
     if not _DECIMAL.match(text):
-        raise X12Error(file, n, e[0], pos, f"{text!r} is not an amount")
+        raise X12Error(file, n, e[0], pos, f"{shown(text)} is not an amount")
     try:
         value = parse_amount(text, f"{e[0]}{pos:02d}")
     except InvalidAmount as exc:
-        raise X12Error(file, n, e[0], pos, f"{text!r} is not valid: {exc.expected}") from exc
+        raise X12Error(file, n, e[0], pos, f"{shown(text)} is not valid: {exc.expected}") from exc
     if len(_AMOUNTS) >= _CACHE_LIMIT:
         _AMOUNTS.clear()
     _AMOUNTS[text] = value
     return value
+
+
+def _digits(text: str) -> int:
+    """How many digits X12 counts in a number: its length less a sign and a point."""
+    if len(text) > AMOUNT_DIGITS + 2:
+        return len(text)
+    return len(text) - text.startswith("-") - ("." in text)
+
+
+def _quantity(file: str, e: list[str], pos: int, n: int) -> Decimal:
+    """Element ``pos`` as a quantity (X12 type R: SVC05 units, CAS04/07/... quantities).
+
+    Exact, and not money: ``0.125`` or ``9.999`` units are valid, so the two-decimal
+    rule does not apply. Values with at most two decimals are given two places
+    (``1`` reads as ``1.00``, as before quantities were told apart from amounts).
+    """
+    text = e[pos]
+    value = _QUANTITIES.get(text)
+    if value is not None:
+        return value
+    if _digits(text) > QUANTITY_DIGITS:
+        raise X12Error(
+            file, n, e[0], pos, f"{shown(text)} is too long for a quantity: X12 allows at most {QUANTITY_DIGITS} digits"
+        )
+    if not _DECIMAL.match(text):
+        raise X12Error(file, n, e[0], pos, f"{shown(text)} is not a quantity (a number such as 1 or 0.125)")
+    value = Decimal(text)
+    if value.as_tuple().exponent >= -2:  # type: ignore[operator]
+        value = value.quantize(CENT)
+    if len(_QUANTITIES) >= _CACHE_LIMIT:
+        _QUANTITIES.clear()
+    _QUANTITIES[text] = value
+    return value
+
+
+Limits = dict[int, tuple[int, str]]
+"""Element position → (X12 maximum length, what the element is) for :func:`_too_long`."""
+CLP_LIMITS: Limits = {
+    1: (38, "the patient control number"),
+    2: (2, "a claim status code"),
+    7: (50, "the payer claim control number"),
+}
+NM1_LIMITS: Limits = {
+    3: (60, "a last or organization name"),
+    4: (35, "a first name"),
+    9: (80, "an identification code"),
+}
+CAS_LIMITS: Limits = {
+    1: (2, "a claim adjustment group code"),
+    **{i: (5, "an adjustment reason code") for i in range(2, 20, 3)},
+}
+SVC01_LIMITS = (2, 48, 2, 2, 2, 2, 80, 48)
+"""C003: qualifier, procedure code, four modifiers, description, product/service id."""
+BPR_LIMITS: Limits = {
+    1: (2, "a transaction handling code"),
+    3: (1, "a credit/debit flag"),
+    4: (3, "a payment method code"),
+}
+TRN_LIMITS: Limits = {2: (50, "the check or EFT trace number"), 3: (10, "the payer's originating company id")}
+N1_LIMITS: Limits = {2: (60, "a name"), 4: (80, "an identification code")}
+REF_LIMITS: Limits = {2: (50, "a reference id")}
+PLB_LIMITS: Limits = {1: (50, "the provider id")}
+
+
+def _too_long(file: str, e: list[str], n: int, limits: Limits) -> None:
+    """Refuse the first element of ``e`` longer than its X12 maximum (``limits``)."""
+    for pos, (limit, what) in limits.items():
+        if len(e) > pos and len(e[pos]) > limit:
+            raise X12Error(
+                file, n, e[0], pos, f"{shown(e[pos])} is too long for {what}: X12 allows at most {limit} characters"
+            )
 
 
 def _parse_date(text: str) -> date | None:
@@ -311,28 +400,27 @@ def _parse_date(text: str) -> date | None:
     return value
 
 
-def _date(file: str, e: list[str], pos: int, n: int, defects: list[str],
-          what: str = "a date") -> date | None:
+def _date(file: str, e: list[str], pos: int, n: int, defects: list[str], what: str = "a date") -> date | None:
     """Element ``pos`` as a CCYYMMDD date; a missing or bad date becomes a defect."""
     text = e[pos] if len(e) > pos else ""
     value = _parse_date(text)
     if value is None:
-        problem = "missing" if not text else f"{text!r} is not a date"
-        defects.append(X12Error(file, n, e[0], pos, f"{problem}; expected {what} as CCYYMMDD")
-                       .message)
+        problem = "missing" if not text else f"{shown(text)} is not a date"
+        defects.append(X12Error(file, n, e[0], pos, f"{problem}; expected {what} as CCYYMMDD").message)
     return value
 
 
 def _cas(file: str, e: list[str], n: int) -> tuple[tuple[Adjustment, ...], Decimal]:
     """The (up to six) reason/amount/quantity triplets of a CAS segment, and their sum."""
     size = len(e)
-    if size == 4 and e[1] and e[2]:  # one reason, no quantity: most CAS segments
+    if size == 4 and e[1] and e[2] and len(e[1]) <= 2 and len(e[2]) <= 5:  # most CAS segments
         amount = _AMOUNTS.get(e[3])
         if amount is None:
             amount = _amount(file, e, 3, n)
         return (_adjustment(e[1], e[2], amount, None),), amount
     if size > 20:
         raise X12Error(file, n, "CAS", 20, "a CAS segment has at most 19 elements")
+    _too_long(file, e, n, CAS_LIMITS)
     group = e[1] if size > 1 else ""
     if not group:
         raise X12Error(file, n, "CAS", 1, "missing; expected a group code (CO, PR, OA, PI, CR)")
@@ -343,11 +431,11 @@ def _cas(file: str, e: list[str], n: int) -> tuple[tuple[Adjustment, ...], Decim
     for i in range(2, size, 3):
         reason = e[i]
         if not reason:
-            if any(e[i + 1:i + 3]):
+            if any(e[i + 1 : i + 3]):
                 raise X12Error(file, n, "CAS", i, "missing; an amount has no reason code")
             continue
         amount = _amount(file, e, i + 1, n)
-        qty = _amount(file, e, i + 2, n) if i + 2 < size and e[i + 2] else None
+        qty = _quantity(file, e, i + 2, n) if i + 2 < size and e[i + 2] else None
         found.append(_adjustment(group, reason, amount, qty))
         total += amount
     return tuple(found), total
@@ -369,7 +457,9 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
     """
     file = reader.name
     amounts = _AMOUNTS
+    quantities = _QUANTITIES
     isa: list[str] | None = None
+    interchanges: dict[str, int] = {}  # ISA13 -> segment of its ISA: control numbers are unique
     gs: list[str] | None = None
     gs_count = st_count = 0
     tx: _Transaction | None = None
@@ -413,9 +503,17 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     if gs is None:
                         raise X12Error(file, n, sid, None, "ST outside a functional group (no GS)")
                     if _el(e, 1) != "835":
-                        raise X12Error(file, n, sid, 1, f"{_el(e, 1)!r}: not an 835 transaction")
+                        raise X12Error(file, n, sid, 1, f"{shown(_el(e, 1))}: not an 835 transaction")
                     if not _el(e, 2):
                         raise X12Error(file, n, sid, 2, "missing; expected the control number")
+                    if len(e[2]) > 9:
+                        raise X12Error(
+                            file,
+                            n,
+                            sid,
+                            2,
+                            f"{shown(e[2])} is too long for a control number: X12 allows at most 9 characters",
+                        )
                     st_count += 1
                     control = e[2]
                     tx = _Transaction(file, _el(isa or [], 13), _el(gs, 6), control, n, comp)
@@ -424,11 +522,43 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 elif sid == "ISA":
                     if isa is not None:
                         raise X12Error(file, n, sid, None, f"interchange {isa[13]} has no IEA")
+                    if len(e) != 17:  # the tokenizer read this ISA's separators from it
+                        raise X12Error(
+                            file, n, sid, None, "the ISA is not the fixed 106-character segment the standard requires"
+                        )
+                    earlier = interchanges.setdefault(e[13], n)
+                    if earlier != n:
+                        raise X12Error(
+                            file,
+                            n,
+                            sid,
+                            13,
+                            f"control number {e[13]!r} was already used "
+                            f"by the interchange at segment {earlier}: each interchange "
+                            "in a file needs its own",
+                        )
                     isa, gs_count = e, 0
                 elif sid == "GS":
                     if isa is None or gs is not None:
-                        raise X12Error(file, n, sid, None,
-                                       "GS outside an interchange, or before GE")
+                        raise X12Error(file, n, sid, None, "GS outside an interchange, or before GE")
+                    if _el(e, 1) != "HP":
+                        raise X12Error(
+                            file,
+                            n,
+                            sid,
+                            1,
+                            f"{shown(_el(e, 1))}: an 835 travels in a "
+                            "functional group with GS01 = HP (health care claim "
+                            "payment/advice)",
+                        )
+                    if len(_el(e, 6)) > 9:
+                        raise X12Error(
+                            file,
+                            n,
+                            sid,
+                            6,
+                            f"{shown(e[6])} is too long for a group control number: X12 allows at most 9 digits",
+                        )
                     gs, gs_count, st_count = e, gs_count + 1, 0
                 elif sid == "GE":
                     if gs is None:
@@ -442,11 +572,15 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     _count(file, n, e, gs_count, "functional groups (GS)")
                     _same(file, n, e, isa[13], "ISA13")
                     isa = None
+                elif s[0] in " \t":
+                    raise indented(file, n, s)
                 else:
                     raise X12Error(file, n, sid, None, "segment outside a transaction (ST..SE)")
                 continue
             sid = ids.get(s[:3])  # type: ignore[assignment]
-            if sid is None:
+            if sid is None:  # a segment the reader skips; or an indented one, which it must not
+                if s[0] in " \t":
+                    raise indented(file, n, s)
                 continue
             if sid == "DTM":
                 # Whole-segment cache: a file has a few hundred distinct DTM segments.
@@ -461,15 +595,12 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 q = dtm[0]
                 if svc_open:
                     if q == "472":
-                        l_472 = dtm[1] or _date(file, s.split(el), 2, n, tx.defects,
-                                                "the service date")
+                        l_472 = dtm[1] or _date(file, s.split(el), 2, n, tx.defects, "the service date")
                     elif q == "150":
-                        l_150 = dtm[1] or _date(file, s.split(el), 2, n, tx.defects,
-                                                "the service date")
+                        l_150 = dtm[1] or _date(file, s.split(el), 2, n, tx.defects, "the service date")
                 elif clp_e is not None:
                     if q == "232":
-                        c_date = dtm[1] or _date(file, s.split(el), 2, n, tx.defects,
-                                                 "the claim date")
+                        c_date = dtm[1] or _date(file, s.split(el), 2, n, tx.defects, "the claim date")
                 elif q == "405" and tx.production is None:
                     tx.production = (dtm[1], n)
             elif sid == "CAS":
@@ -478,8 +609,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 elif clp_e is not None:
                     into = c_adj
                 else:
-                    raise X12Error(file, n, "CAS", None,
-                                   "adjustment outside a claim (no CLP before it)")
+                    raise X12Error(file, n, "CAS", None, "adjustment outside a claim (no CLP before it)")
                 hit = cas_cache.get(s)
                 if hit is None:
                     hit = _cas(file, s.split(el), n)
@@ -494,6 +624,8 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
             elif sid == "NM1":
                 if clp_e is not None and not svc_open and s.startswith(nm1_qc):
                     e = s.split(el)
+                    if len(s) > 45:  # "NM1*QC*1*" + more than 35 characters: a name may be too long
+                        _too_long(file, e, n, NM1_LIMITS)
                     if len(e) > 9:
                         c_name = f"{e[3]}, {e[4]}" if e[4] else e[3]
                         c_pid = e[9]
@@ -505,18 +637,41 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 if header and tx.party == "PR":
                     e = s.split(el)
                     if _el(e, 1) == "2U":
+                        _too_long(file, e, n, REF_LIMITS)
                         tx.payer_ref = _el(e, 2)
             elif sid == "SVC" or sid == "CLP" or sid == "LX" or sid == "PLB" or sid == "SE":
                 # Everything that ends the open line (and, but for SVC, the open claim).
                 if svc_open:
                     computed = l_charge - l_cas
                     if computed != l_paid:
-                        imbalances.append((
-                            "line", file, control, clp_e[1], clp_n,  # type: ignore[index]
-                            len(c_lines) + 1, svc_n, l_paid, computed,
-                            f"SVC02 {fmt(l_charge)} − line CAS {fmt(l_cas)}"))
-                    c_lines.append(_line(l_qual, l_code, l_mods, l_charge, l_paid, l_units,
-                                         l_472 or l_150 or c_date, tuple(l_adj), svc_n, l_billed))
+                        imbalances.append(
+                            (
+                                "line",
+                                file,
+                                control,
+                                clp_e[1],
+                                clp_n,  # type: ignore[index]
+                                len(c_lines) + 1,
+                                svc_n,
+                                l_paid,
+                                computed,
+                                f"SVC02 {fmt(l_charge)} − line CAS {fmt(l_cas)}",
+                            )
+                        )
+                    c_lines.append(
+                        _line(
+                            l_qual,
+                            l_code,
+                            l_mods,
+                            l_charge,
+                            l_paid,
+                            l_units,
+                            l_472 or l_150 or c_date,
+                            tuple(l_adj),
+                            svc_n,
+                            l_billed,
+                        )
+                    )
                     c_lcas += l_cas
                     svc_open = False
                 if sid != "SVC" and clp_e is not None:
@@ -524,24 +679,56 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     computed = c_charge - adjusted
                     if computed != c_paid:
                         what = "claim + line CAS" if c_lines else "claim CAS"
-                        imbalances.append((
-                            "claim", file, control, clp_e[1], clp_n, None, clp_n, c_paid,
-                            computed, f"CLP03 {fmt(c_charge)} − {what} {fmt(adjusted)}"))
-                    claims.append(_claim(clp_e[1], clp_e[2], c_charge, c_paid, c_patient,
-                                         clp_e[7] if len(clp_e) > 7 else "", c_name, c_pid,
-                                         c_date, tuple(c_adj), tuple(c_lines), clp_n))
+                        imbalances.append(
+                            (
+                                "claim",
+                                file,
+                                control,
+                                clp_e[1],
+                                clp_n,
+                                None,
+                                clp_n,
+                                c_paid,
+                                computed,
+                                f"CLP03 {fmt(c_charge)} − {what} {fmt(adjusted)}",
+                            )
+                        )
+                    claims.append(
+                        _claim(
+                            clp_e[1],
+                            clp_e[2],
+                            c_charge,
+                            c_paid,
+                            c_patient,
+                            clp_e[7] if len(clp_e) > 7 else "",
+                            c_name,
+                            c_pid,
+                            c_date,
+                            tuple(c_adj),
+                            tuple(c_lines),
+                            clp_n,
+                        )
+                    )
                     paid_total += c_paid
                     clp_e = None
                 if sid == "SVC":
                     if clp_e is None:
-                        raise X12Error(file, n, "SVC", None,
-                                       "service line outside a claim (no CLP before it)")
+                        raise X12Error(file, n, "SVC", None, "service line outside a claim (no CLP before it)")
                     e = s.split(el)
                     if len(e) < 4:
                         raise X12Error(file, n, "SVC", len(e), "missing; expected SVC01 to SVC03")
                     svc01 = svc01_cache.get(e[1])
                     if svc01 is None:
                         e, svc01 = _svc01(tx, e, n, comp, svc01_cache)
+                    if len(e) > 6 and len(e[6]) > 200:  # COMPOSITE_CHARS
+                        raise X12Error(
+                            file,
+                            n,
+                            "SVC",
+                            6,
+                            f"{shown(e[6])} is too long for a "
+                            f"procedure composite (at most {COMPOSITE_CHARS} characters)",
+                        )
                     l_qual, l_code, l_mods = svc01
                     l_charge = amounts.get(e[2])  # type: ignore[assignment]
                     if l_charge is None:
@@ -550,9 +737,9 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     if l_paid is None:
                         l_paid = _amount(file, e, 3, n)
                     if len(e) > 5 and e[5]:
-                        l_units = amounts.get(e[5])  # type: ignore[assignment]
+                        l_units = quantities.get(e[5])  # type: ignore[assignment]
                         if l_units is None:
-                            l_units = _amount(file, e, 5, n)
+                            l_units = _quantity(file, e, 5, n)
                     else:
                         l_units = ONE
                     l_billed = e[6].split(comp)[1].upper() if len(e) > 6 and comp in e[6] else ""
@@ -567,6 +754,8 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                             if len(e) <= pos or not e[pos]:
                                 what = "a value" if pos < 3 else "an amount"
                                 raise X12Error(file, n, "CLP", pos, f"missing; expected {what}")
+                    if len(e[2]) > 2 or (len(s) > 42 and (len(e[1]) > 38 or (len(e) > 7 and len(e[7]) > 50))):
+                        _too_long(file, e, n, CLP_LIMITS)
                     c_charge = amounts.get(e[3])  # type: ignore[assignment]
                     if c_charge is None:
                         c_charge = _amount(file, e, 3, n)
@@ -597,37 +786,34 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 elif sid == "TRN":
                     tx.trn_segment(e, n)
                 elif sid == "N1":
-                    tx.n1(e)
+                    tx.n1(e, n)
                 else:  # ISA, GS, ST, GE, IEA
-                    raise X12Error(file, n, sid, None, f"transaction {tx.control} has no SE; "
-                                   f"{sid} cannot appear inside it")
+                    raise X12Error(
+                        file, n, sid, None, f"transaction {tx.control} has no SE; {sid} cannot appear inside it"
+                    )
     _check_end(file, n, tx, gs, isa)
 
 
 def _count(file: str, n: int, e: list[str], actual: int, what: str) -> None:
     if _el(e, 1) != str(actual):
-        raise X12Error(file, n, e[0], 1, f"says {_el(e, 1)!r} {what} but there are {actual}")
+        raise X12Error(file, n, e[0], 1, f"says {shown(_el(e, 1))} {what} but there are {actual}")
 
 
 def _same(file: str, n: int, e: list[str], control: str, where: str) -> None:
     if _el(e, 2) != control:
-        raise X12Error(file, n, e[0], 2, f"{_el(e, 2)!r} does not match {where} {control!r}")
+        raise X12Error(file, n, e[0], 2, f"{shown(_el(e, 2))} does not match {where} {control!r}")
 
 
-def _check_end(file: str, n: int, tx: _Transaction | None, gs: list[str] | None,
-               isa: list[str] | None) -> None:
+def _check_end(file: str, n: int, tx: _Transaction | None, gs: list[str] | None, isa: list[str] | None) -> None:
     """A file that stops before SE/GE/IEA was cut short: refuse it."""
     if n == 0:
         raise X12Error(file, None, None, None, "the file is empty")
     if tx is not None:
-        raise X12Error(file, n, None, None, f"the file ends inside transaction {tx.control} "
-                       "(no SE): truncated?")
+        raise X12Error(file, n, None, None, f"the file ends inside transaction {tx.control} (no SE): truncated?")
     if gs is not None:
-        raise X12Error(file, n, None, None, f"the file ends inside group {_el(gs, 6)} "
-                       "(no GE): truncated?")
+        raise X12Error(file, n, None, None, f"the file ends inside group {_el(gs, 6)} (no GE): truncated?")
     if isa is not None:
-        raise X12Error(file, n, None, None, f"the file ends inside interchange {isa[13]} "
-                       "(no IEA): truncated?")
+        raise X12Error(file, n, None, None, f"the file ends inside interchange {_el(isa, 13)} (no IEA): truncated?")
 
 
 def _plausible(day: date | None) -> bool:
@@ -638,8 +824,7 @@ def _plausible(day: date | None) -> bool:
 class _Transaction:
     """The rarely touched part of one ST..SE: header, PLB, repairs, the final checks."""
 
-    def __init__(self, file: str, isa13: str, gs06: str, control: str, first: int,
-                 component: str) -> None:
+    def __init__(self, file: str, isa13: str, gs06: str, control: str, first: int, component: str) -> None:
         self.file = file
         self.isa13, self.gs06, self.control = isa13, gs06, control
         self.first = first
@@ -674,26 +859,34 @@ class _Transaction:
         c = self.component
         composite = e[1]
         if len(parts) == 1:
-            others = [sep for sep in COMMON_COMPONENT_SEPARATORS
-                      if sep != c and sep in composite]
+            others = [sep for sep in COMMON_COMPONENT_SEPARATORS if sep != c and sep in composite]
             if len(others) == 1:
                 split = composite.split(others[0])
                 if len(split[0]) == 2 and split[1]:
                     self.warnings.append(
-                        f"{self.where(n, 'SVC', 1)}: {composite!r} uses {others[0]!r}, not the "
+                        f"{self.where(n, 'SVC', 1)}: {shown(composite)} uses {others[0]!r}, not the "
                         f"component separator {c!r} declared in ISA16; read as "
-                        f"{c.join(split)!r}")
+                        f"{shown(c.join(split))}"
+                    )
                     return e, split
             elif not others and composite in PRODUCT_QUALIFIERS and _slid_svc(e):
                 joined = [composite, e[2]]
                 self.warnings.append(
-                    f"{self.where(n, 'SVC', 1)}: {composite!r} is a bare qualifier and SVC02 "
-                    f"{e[2]!r} its code (the amounts sit one element right); read SVC01 as "
-                    f"{c.join(joined)!r}, charge {e[3]}, paid {e[4]}")
+                    f"{self.where(n, 'SVC', 1)}: {shown(composite)} is a bare qualifier and SVC02 "
+                    f"{shown(e[2])} its code (the amounts sit one element right); read SVC01 as "
+                    f"{shown(c.join(joined))}, charge {e[3]}, paid {e[4]}"
+                )
                 return [e[0], c.join(joined), *e[3:]], joined
-        self.defects.append(X12Error(
-            self.file, n, "SVC", 1, f"{composite!r} has no procedure code; expected "
-            f"qualifier{c}code (component separator {c!r} from ISA16)").message)
+        self.defects.append(
+            X12Error(
+                self.file,
+                n,
+                "SVC",
+                1,
+                f"{shown(composite)} has no procedure code; expected "
+                f"qualifier{c}code (component separator {c!r} from ISA16)",
+            ).message
+        )
         return e, parts
 
     def resolve_payment_date(self) -> None:
@@ -710,21 +903,25 @@ class _Transaction:
             return
         n = self.bpr_n
         text = _el(bpr, 16)
-        problem = "missing" if not text else f"{text!r} is not a date"
-        found = [(pos, day) for pos in range(5, min(len(bpr), 16))
-                 if _plausible(day := _parse_date(bpr[pos]))]
+        problem = "missing" if not text else f"{shown(text)} is not a date"
+        found = [(pos, day) for pos in range(5, min(len(bpr), 16)) if _plausible(day := _parse_date(bpr[pos]))]
         at_defect, at_warning = self.date_slots
         if len(found) == 1:
             pos, self.payment_date = found[0]
-            self.warnings.insert(at_warning, (
-                f"{self.where(n, 'BPR', 16)}: {problem}; the payment date {bpr[pos]} found "
-                f"in BPR{pos:02d} was used"))
+            self.warnings.insert(
+                at_warning,
+                (f"{self.where(n, 'BPR', 16)}: {problem}; the payment date {bpr[pos]} found in BPR{pos:02d} was used"),
+            )
         elif self.production is not None and _plausible(self.production[0]):
             self.payment_date, at = self.production
-            self.warnings.insert(at_warning, (
-                f"{self.where(n, 'BPR', 16)}: {problem}; the production date "
-                f"{self.payment_date:%Y%m%d} from DTM*405 (segment {at}) was used as the "
-                "payment date"))
+            self.warnings.insert(
+                at_warning,
+                (
+                    f"{self.where(n, 'BPR', 16)}: {problem}; the production date "
+                    f"{self.payment_date:%Y%m%d} from DTM*405 (segment {at}) was used as the "
+                    "payment date"
+                ),
+            )
         else:
             found_defect: list[str] = []
             _date(self.file, bpr, 16, n, found_defect, "the payment date")
@@ -732,6 +929,7 @@ class _Transaction:
 
     # -- header ---------------------------------------------------------------------------
     def bpr_segment(self, e: list[str], n: int) -> None:
+        _too_long(self.file, e, n, BPR_LIMITS)
         self.bpr, self.bpr_n = e, n
         _amount(self.file, e, 2, n)
         self.payment_date = _parse_date(_el(e, 16))  # if None: resolve_payment_date at SE
@@ -739,12 +937,13 @@ class _Transaction:
 
     def trn_segment(self, e: list[str], n: int) -> None:
         if not _el(e, 2):
-            raise X12Error(self.file, n, "TRN", 2,
-                           "missing; expected the check or EFT trace number")
+            raise X12Error(self.file, n, "TRN", 2, "missing; expected the check or EFT trace number")
+        _too_long(self.file, e, n, TRN_LIMITS)
         if self.trn is None:
             self.trn = e
 
-    def n1(self, e: list[str]) -> None:
+    def n1(self, e: list[str], n: int) -> None:
+        _too_long(self.file, e, n, N1_LIMITS)
         self.party = _el(e, 1)
         if self.party == "PR":
             self.payer_name, self.payer_n1 = _el(e, 2), _el(e, 4)
@@ -756,6 +955,7 @@ class _Transaction:
         file = self.file
         if len(e) > 15:
             raise X12Error(file, n, "PLB", 15, "a PLB segment has at most six adjustments")
+        _too_long(file, e, n, PLB_LIMITS)
         when = _date(file, e, 2, n, self.defects, "the fiscal period date")
         for i in range(3, len(e), 2):
             composite = e[i]
@@ -764,20 +964,28 @@ class _Transaction:
                     raise X12Error(file, n, "PLB", i, "missing; an amount has no reason code")
                 continue
             reason, _, reference = composite.partition(self.component)
+            if len(reason) > 2 or len(reference) > 50:
+                raise X12Error(
+                    file,
+                    n,
+                    "PLB",
+                    i,
+                    f"{shown(composite)} is too long: X12 allows a "
+                    "reason code of 2 characters and a reference of at most 50",
+                )
             amount = _amount(file, e, i + 1, n)
             self.plb.append(ProviderAdjustment(_el(e, 1), when, reason, reference, amount, n))
 
-    def finish(self, n: int, e: list[str], claims: list[Claim], paid: Decimal,
-               imbalances: list[Imbalance]) -> tuple[Remittance, list[Imbalance]]:
+    def finish(
+        self, n: int, e: list[str], claims: list[Claim], paid: Decimal, imbalances: list[Imbalance]
+    ) -> tuple[Remittance, list[Imbalance]]:
         """Check SE against ST, settle the payment date, balance the file, build the record."""
         file = self.file
         expected = n - self.first + 1
         if _el(e, 1) != str(expected):
-            raise X12Error(file, n, "SE", 1,
-                           f"says {_el(e, 1)!r} segments but ST..SE has {expected}")
+            raise X12Error(file, n, "SE", 1, f"says {shown(_el(e, 1))} segments but ST..SE has {expected}")
         if _el(e, 2) != self.control:
-            raise X12Error(file, n, "SE", 2, f"{_el(e, 2)!r} does not match ST02 "
-                           f"{self.control!r}")
+            raise X12Error(file, n, "SE", 2, f"{shown(_el(e, 2))} does not match ST02 {self.control!r}")
         if self.bpr is None:
             raise X12Error(file, self.first, "ST", None, f"transaction {self.control} has no BPR")
         if self.trn is None:
@@ -790,31 +998,75 @@ class _Transaction:
             plb += adj.amount
         computed = paid - plb
         if computed != amount:
-            imbalances.append(("file", file, self.control, None, None, None, self.first, amount,
-                               computed, f"Σ CLP04 {fmt(paid)} − Σ PLB {fmt(plb)}"))
+            imbalances.append(
+                (
+                    "file",
+                    file,
+                    self.control,
+                    None,
+                    None,
+                    None,
+                    self.first,
+                    amount,
+                    computed,
+                    f"Σ CLP04 {fmt(paid)} − Σ PLB {fmt(plb)}",
+                )
+            )
         rem = Remittance(
             Envelope(file, self.isa13, self.gs06, self.control, self.first),
-            _el(bpr, 1), amount, _el(bpr, 3), _el(bpr, 4),
-            self.payment_date, trn[2], _el(trn, 3), self.payer_name, self.payer_ref,
-            self.payer_n1, self.payee_name, self.payee_id, tuple(claims),
-            tuple(self.plb), tuple(self.defects), tuple(self.warnings),
+            _el(bpr, 1),
+            amount,
+            _el(bpr, 3),
+            _el(bpr, 4),
+            self.payment_date,
+            trn[2],
+            _el(trn, 3),
+            self.payer_name,
+            self.payer_ref,
+            self.payer_n1,
+            self.payee_name,
+            self.payee_id,
+            tuple(claims),
+            tuple(self.plb),
+            tuple(self.defects),
+            tuple(self.warnings),
         )
         return rem, imbalances
 
 
-def _svc01(tx: _Transaction, e: list[str], n: int, comp: str,
-           cache: dict[str, tuple[str, str, tuple[str, ...]] | None],
-           ) -> tuple[list[str], tuple[str, str, tuple[str, ...]]]:
+def _svc01(
+    tx: _Transaction,
+    e: list[str],
+    n: int,
+    comp: str,
+    cache: dict[str, tuple[str, str, tuple[str, ...]] | None],
+) -> tuple[list[str], tuple[str, str, tuple[str, ...]]]:
     """SVC01 as (qualifier, code, modifiers); well-formed composites are cached.
 
     A composite that needs a repair is not cached, so each occurrence gets its warning.
     """
+    if len(e[1]) > COMPOSITE_CHARS:
+        raise X12Error(
+            tx.file,
+            n,
+            "SVC",
+            1,
+            f"{shown(e[1])} is too long for a procedure composite (at most {COMPOSITE_CHARS} characters)",
+        )
     parts = e[1].split(comp)
     good = len(parts) >= 2 and len(parts[0]) == 2 and bool(parts[1])
     if not good:
         e, parts = tx.repair_svc(e, parts, n)
-    svc01 = (parts[0], parts[1] if len(parts) > 1 else "",
-             tuple(m for m in parts[2:6] if m) if len(parts) > 2 else ())
+    for part, limit in zip(parts[1:], SVC01_LIMITS[1:], strict=False):
+        if len(part) > limit:  # the qualifier is judged above (a defect, or repaired)
+            raise X12Error(
+                tx.file,
+                n,
+                "SVC",
+                1,
+                f"{shown(part)} in {shown(e[1])} is too long: X12 allows at most {limit} characters for that component",
+            )
+    svc01 = (parts[0], parts[1] if len(parts) > 1 else "", tuple(m for m in parts[2:6] if m) if len(parts) > 2 else ())
     if good:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -831,7 +1083,8 @@ def _slid_svc(e: list[str]) -> bool:
     procedure, qualifier first) holds a number, which is then the units of SVC05; or
     SVC has more than its seven elements.
     """
-    if len(e) < 5 or not _DECIMAL.match(e[3]) or not _DECIMAL.match(e[4]):
+    if len(e) < 5 or _digits(e[3]) > AMOUNT_DIGITS or _digits(e[4]) > AMOUNT_DIGITS:
         return False
-    return (not _DECIMAL.match(e[2]) or "." in e[4] or len(e) > 8
-            or (len(e) > 6 and bool(_DECIMAL.match(e[6]))))
+    if not _DECIMAL.match(e[3]) or not _DECIMAL.match(e[4]):
+        return False
+    return not _DECIMAL.match(e[2]) or "." in e[4] or len(e) > 8 or (len(e) > 6 and bool(_DECIMAL.match(e[6])))
