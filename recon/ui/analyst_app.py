@@ -77,6 +77,7 @@ class ReportsView(w.VBox):
                 (f"A/R aging by payer (as of {day.isoformat()})", reports.ar_aging(self.recon, day)),
                 ("Payments by method and payer", reports.payments_by_method_and_payer(self.recon)),
                 ("Unapplied credit by client", reports.unapplied_credit_by_client(self.recon)),
+                ("Credit balances (overpaid invoices, unapplied credit)", reports.credit_balances(self.recon)),
                 ("Reconciliation with the bank", reports.reconciliation_status(self.recon)),
                 ("Denials by reason and payer", reports.denials_by_reason(self.recon)),
             ]
