@@ -98,7 +98,8 @@ def invariants(recon: Recon) -> None:
         assert ipaid + adj + cdue <= fee or inv in flagged, f"{inv}: paid + adjusted + client due above the fee"
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(life=lives())
 def test_every_order_leaves_the_same_ledger(tmp_path_factory, life: dict[str, object]) -> None:
     tmp = tmp_path_factory.mktemp("orders")
