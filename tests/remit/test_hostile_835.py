@@ -25,6 +25,7 @@ from recon.remit.era835 import read_835
 from recon.remit.generate import generate_835
 from recon.remit.validate import validate_file
 from recon.remit.x12 import MAX_SEGMENT_CHARS, X12Error, X12Reader
+from tests.conftest import PRACTICE, write_practice
 
 ISA = "ISA*00*          *00*          *ZZ*PAYER          *ZZ*PRACTICE       *240101*1200*^*00501*000000042*0*P*:"
 GS = "GS*HP*S*R*20240101*1200*7*X*005010X221A1"
@@ -238,6 +239,22 @@ def test_every_message_is_short_whatever_the_value(tmp_path: Path) -> None:
         problem = only_problem(write(tmp_path, interchange(claim_with(position, element, value))))
         assert len(problem) < LONGEST_MESSAGE, problem
         assert "(10,000 characters)" in problem
+
+
+def test_posting_a_hostile_file_is_refused_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``recon era`` reads with the same reader: exit 1, one short line, nothing posted."""
+    db = tmp_path / "ledger.duckdb"
+    assert main(["load", str(write_practice(tmp_path / "practice", PRACTICE)), "--db", str(db)]) == 0
+    huge = write(tmp_path, interchange(claim_with(0, 3, "1" * 1_000_001)), name="huge.835")
+    indented = write(tmp_path, [" " + s for s in interchange(HEADER + CLAIM)], name="indented.835")
+    capsys.readouterr()
+    for path in (huge, indented):
+        assert main(["era", str(path), "--db", str(db), "--user", "ana"]) == 1
+        out, err = capsys.readouterr()
+        assert "internal error" not in out + err and path.name in out + err
+        assert max(len(line) for line in (out + err).splitlines()) < LONGEST_MESSAGE
+    assert main(["remittances", "--db", str(db), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.strip().count("\n") == 0  # the header only
 
 
 # -- fuzzing ------------------------------------------------------------------------------
