@@ -319,8 +319,11 @@ class Poster:
         self.run("""
             UPDATE m_claim SET outcome = 'payer_not_on_policy', detail = x.detail
             FROM (SELECT p.ci, 'payer ' || any_value(r.payer_id) || ' is not a policy of client '
-                               || string_agg(DISTINCT p.client_id, ', ') AS detail
+                               || string_agg(DISTINCT p.client_id, ', ') || ' (its policies: '
+                               || coalesce(any_value(pol.list), 'none') || ')' AS detail
                   FROM m_part p JOIN m_claim c USING (ci) JOIN s_rem r USING (st)
+                  LEFT JOIN (SELECT client_id, string_agg(payer_id || ' ' || priority, ', ' ORDER BY priority) AS list
+                             FROM client_insurance GROUP BY 1) pol ON pol.client_id = p.client_id
                   WHERE c.outcome = 'posted' AND p.invoice_id IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM client_insurance i
                                     WHERE i.client_id = p.client_id AND i.payer_id = r.payer_id)
@@ -329,8 +332,10 @@ class Poster:
         self.run("""
             INSERT INTO m_hold
             SELECT p.ci, p.ln, NULL, 'unmatched_line',
-                   'no invoice of claim ' || c.clp01 || ' for this line''s service date and procedure'
-            FROM m_part p JOIN m_claim c USING (ci) WHERE c.outcome = 'posted' AND p.invoice_id IS NULL""")
+                   'no invoice of claim ' || c.clp01 || ' for ' || coalesce(nullif(l.billed, ''), l.code) || ' on '
+                   || coalesce(CAST(l.service_date AS VARCHAR), 'no service date')
+            FROM m_part p JOIN m_claim c USING (ci) JOIN s_line l ON l.ci = p.ci AND l.ln = p.ln
+            WHERE c.outcome = 'posted' AND p.invoice_id IS NULL""")
         self.run("""
             INSERT INTO m_hold
             WITH hit AS (SELECT p.ci, p.ln, p.invoice_id, r.payer_id FROM m_part p JOIN m_claim c USING (ci)

@@ -162,6 +162,7 @@ def test_reversal_twice_undoes_once(era: Era) -> None:
     era.post(AET, reversal(), amount="-150")
     assert era.ledger("P2")["J2"] == ("200.00", "0.00", "0.00", "200.00", "0.00", "0.00", "200.00")
     assert era.kinds() == [("reversal_mismatch", "J2", "open")]  # the second names the first, already reversed
+    assert "already reversed" in era.worklist()[0]["reason"]
     check_invariant(era.db)
 
 
@@ -275,6 +276,8 @@ def test_matched_line_posts_and_unmatched_line_is_held_alone(era: Era) -> None:
     assert got["J6"] == ("150.00", "0.00", "0.00", "150.00", "0.00", "0.00", "150.00")
     (exc,) = era.worklist()
     assert (exc["kind"], exc["claim_id"], exc["amount"], exc["status"]) == ("unmatched_line", "CLM-5", "130.00", "open")
+    assert exc["reason"] == ("CO-45: no invoice of claim CLM-5 for 90791 on 2026-02-10 (line 2: charge 150.00, "
+                             "paid 130.00)")
     with Recon.open(era.db) as recon:
         with pytest.raises(PaymentRefused, match="would take its balance"):
             match_claim(recon, exc["exception_id"], "J5", "ana")  # would take J5 to −150
@@ -300,6 +303,7 @@ def test_payer_not_on_the_clients_policies_is_held(era: Era) -> None:
     (exc,) = era.worklist()
     assert (exc["kind"], exc["claim_id"], exc["amount"], exc["payer_id"]) == ("payer_not_on_policy", "J8", "80.00",
                                                                               "BCBS")
+    assert exc["reason"] == "CO-45: payer BCBS is not a policy of client P4 (its policies: AET primary)"
     check_invariant(era.db)
 
 
