@@ -609,6 +609,10 @@ def cmd_deposits(args: argparse.Namespace) -> int:
 
     codes = getattr(args, "deposit_codes", None)
     activity = getattr(args, "activity", False)
+    if getattr(args, "match", None) or getattr(args, "unmatch", None) or getattr(args, "to", None):
+        return _cmd_match(args)
+    if getattr(args, "confirm", None) is not None or getattr(args, "reason", None) is not None:
+        raise InputError("deposits: --confirm goes with --match, --reason with --unmatch")
     if args.dry_run and not args.load:
         raise InputError("deposits --dry-run: give --load FILE (the file to preview)")
     with Recon.open(args.db) as recon:
@@ -639,6 +643,37 @@ def cmd_deposits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_match(args: argparse.Namespace) -> int:
+    """``--match DEPOSIT --to REMITTANCE... [--confirm REASON]`` or ``--unmatch DEPOSIT --reason TEXT``."""
+    from recon.remit.deposit_match import match_deposit, unmatch_deposit
+    from recon.services import Recon
+
+    if args.match and args.unmatch:
+        raise InputError("deposits: give --match or --unmatch, not both")
+    if not args.match and not args.unmatch:
+        raise InputError("deposits --to: goes with --match DEPOSIT_ID (the deposit the remittances were paid in)")
+    if args.load or args.dry_run or args.activity or args.status:
+        raise InputError("deposits --match/--unmatch: not with --load, --dry-run, --activity or --status")
+    if not args.user:
+        raise InputError("deposits --match/--unmatch: give --user (who matches, for the audit log; needs Billing)")
+    if args.match:
+        if not args.to:
+            raise InputError("deposits --match: give --to REMITTANCE_ID (once per remittance the deposit paid)")
+        if args.reason is not None:
+            raise InputError("deposits --match: the reason for a mismatch is given with --confirm REASON")
+        with Recon.open(args.db) as recon:
+            done = match_deposit(recon, args.match, args.to, args.user, confirm=args.confirm)
+    else:
+        if args.to or args.confirm is not None:
+            raise InputError("deposits --unmatch: takes --reason TEXT, not --to or --confirm")
+        if not (args.reason or "").strip():
+            raise InputError("deposits --unmatch: give --reason TEXT (why the match is undone; it is kept)")
+        with Recon.open(args.db) as recon:
+            done = unmatch_deposit(recon, args.unmatch, args.user, args.reason)
+    print(done)
+    return 0
+
+
 def register_deposits(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     """Add ``recon deposits`` to the CLI's subparsers; returns the command table entry.
 
@@ -647,11 +682,13 @@ def register_deposits(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]
     """
     from recon.output import FORMATS
 
-    p = sub.add_parser("deposits", help="bank deposits and the remittance each matched; --load a bank file")
+    p = sub.add_parser(
+        "deposits", help="bank deposits and the remittance each matched; --load a bank file; --match/--unmatch by hand"
+    )
     p.add_argument("--db", help="ledger file (default: $RECON_DB or data/recon.duckdb)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--load", type=Path, metavar="FILE", help="load a deposit CSV or a BAI2 bank file first")
-    p.add_argument("--user", help="who loads (needs Billing); with --load")
+    p.add_argument("--user", help="who loads or matches (needs Billing); with --load, --match, --unmatch")
     p.add_argument(
         "--dry-run", action="store_true", help="with --load: list the file's deposits and matches, keep nothing"
     )
@@ -664,4 +701,18 @@ def register_deposits(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]
     p.add_argument("--deposit-codes", metavar="CODES",
                    help="BAI2 type codes that are deposits, e.g. 165,166,169,195 (default: $RECON_DEPOSIT_TYPE_CODES "
                         f"or {','.join(DEFAULT_DEPOSIT_CODES)})")  # fmt: skip
+    p.add_argument("--match", metavar="DEPOSIT_ID", help="match this deposit by hand to the remittance(s) of --to")
+    p.add_argument(
+        "--to",
+        action="append",
+        metavar="REMITTANCE_ID",
+        help="with --match: a remittance the deposit paid (repeat for several that make its amount)",
+    )
+    p.add_argument(
+        "--confirm",
+        metavar="REASON",
+        help="with --match: match even though amounts differ or one side is already matched, because…",
+    )
+    p.add_argument("--unmatch", metavar="DEPOSIT_ID", help="undo the match by hand of this deposit (with --reason)")
+    p.add_argument("--reason", metavar="TEXT", help="with --unmatch: why the match is undone (kept in the audit)")
     return {"deposits": cmd_deposits}

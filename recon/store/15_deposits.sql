@@ -16,7 +16,10 @@
 --      BPR16 (paid_on) is within 5 days either side of the deposit date, only
 --      when that is unique both ways: one candidate remittance for the deposit,
 --      and no other deposit (by trace or by amount) wanting that remittance.
---   Status: matched | amount_mismatch (trace matched, amounts differ) | unmatched.
+--   0. A match made by hand (deposit_match_entries, recon.remit.deposit_match) comes
+--      first: the deposit and its remittances (one or several) are taken out of
+--      rules 1 and 2, which match the rest.
+--   Status: matched | amount_mismatch (matched, amounts differ) | unmatched.
 
 CREATE TABLE IF NOT EXISTS deposits (
     deposit_id   VARCHAR PRIMARY KEY,
@@ -50,21 +53,54 @@ CREATE TABLE IF NOT EXISTS other_bank_activity (
     loaded_at    TIMESTAMP NOT NULL
 );
 
+-- Matches made by hand: an analyst matches a deposit to one remittance, or to several
+-- that together make its amount, and may undo it. Append-only, one row per
+-- (deposit, remittance) of a match: an undo is a reversing 'unmatch' row per row of the
+-- match (same match_id), never a delete. A match that the rules would refuse (amounts
+-- differ, a remittance or the deposit already matched) is written only when confirmed
+-- with a reason (``confirmed`` says what was confirmed). Who and when are on each row,
+-- and in audit_log.
+CREATE TABLE IF NOT EXISTS deposit_match_entries (
+    entry_id          BIGINT PRIMARY KEY,     -- entry_seq
+    match_id          BIGINT NOT NULL,        -- the match this row makes, or undoes
+    action            VARCHAR NOT NULL,       -- match | unmatch
+    deposit_id        VARCHAR NOT NULL,
+    remittance_id     VARCHAR NOT NULL,
+    deposit_amount    DECIMAL(18,2) NOT NULL, -- as matched (a deposit is never changed)
+    remittance_amount DECIMAL(18,2) NOT NULL, -- BPR02 as matched
+    confirmed         VARCHAR,                -- what the analyst confirmed; NULL for a clean match
+    reason            VARCHAR,                -- why: the confirmation's reason, or the undo's
+    user_id           VARCHAR NOT NULL,
+    "at"              TIMESTAMP NOT NULL
+);
+
+-- The matches by hand that stand (not undone): one row per (deposit, remittance).
+CREATE OR REPLACE VIEW manual_deposit_matches AS
+SELECT match_id, deposit_id, remittance_id, deposit_amount, remittance_amount, confirmed, reason, user_id, "at"
+FROM deposit_match_entries
+WHERE action = 'match'
+  AND match_id NOT IN (SELECT match_id FROM deposit_match_entries WHERE action = 'unmatch');
+
 -- remittances (remittance_id, payer_id, trace_number, amount = BPR02, paid_on =
 -- BPR16) is the posting part's table, created by 10_remit.sql, applied before this.
 
-CREATE OR REPLACE VIEW deposit_reconciliation AS
+-- Rules 1 and 2 over the deposits and remittances no match by hand took: one row per
+-- such deposit, its remittance (NULL: none) and what the reason text needs.
+CREATE OR REPLACE VIEW deposit_auto_matches AS
 WITH d AS (
-    SELECT deposit_id, deposit_date, amount, nullif(trim(trace_number), '') AS trace,
-           description, source_file, loaded_at
+    SELECT deposit_id, deposit_date, amount, nullif(trim(trace_number), '') AS trace
     FROM deposits
+    WHERE deposit_id NOT IN (SELECT deposit_id FROM manual_deposit_matches)
+),
+r AS (
+    SELECT * FROM remittances WHERE remittance_id NOT IN (SELECT remittance_id FROM manual_deposit_matches)
 ),
 -- rule 1: every remittance carrying the deposit's trace
 by_trace AS (
     SELECT d.deposit_id, r.remittance_id, r.amount AS r_amount, d.amount, d.deposit_date,
            count(*) OVER (PARTITION BY d.deposit_id) AS n_all,
            sum(CASE WHEN r.amount = d.amount THEN 1 ELSE 0 END) OVER (PARTITION BY d.deposit_id) AS n_same
-    FROM d JOIN remittances r ON r.trace_number = d.trace
+    FROM d JOIN r ON r.trace_number = d.trace
 ),
 trace_pick AS (
     SELECT deposit_id, remittance_id, amount, r_amount, deposit_date
@@ -85,7 +121,7 @@ trace_won AS (
 -- rule 2: deposits without a trace, by exact amount within 5 days of BPR16
 by_amount AS (
     SELECT d.deposit_id, r.remittance_id
-    FROM d JOIN remittances r
+    FROM d JOIN r
       ON d.trace IS NULL
      AND r.amount = d.amount
      AND r.paid_on BETWEEN d.deposit_date - INTERVAL 5 DAY AND d.deposit_date + INTERVAL 5 DAY
@@ -106,37 +142,91 @@ amount_info AS (
            max(CASE WHEN n_for_deposit = 1 THEN n_for_remittance END) AS contenders
     FROM amount_counted GROUP BY deposit_id
 ),
+-- a deposit whose trace is on a remittance matched by hand to another deposit
+by_hand AS (
+    SELECT d.deposit_id, min(m.remittance_id) AS remittance_id, min(m.deposit_id) AS other_deposit
+    FROM d JOIN remittances rr ON rr.trace_number = d.trace
+    JOIN manual_deposit_matches m ON m.remittance_id = rr.remittance_id
+    GROUP BY d.deposit_id
+),
 matched AS (
     SELECT deposit_id, remittance_id, 'trace' AS matched_by FROM trace_won
     UNION ALL
     SELECT deposit_id, remittance_id, 'amount_date' FROM amount_won
 )
-SELECT d.deposit_id, d.deposit_date, d.amount, d.trace AS trace_number, d.description,
-       CASE WHEN m.remittance_id IS NULL THEN 'unmatched'
-            WHEN r.amount = d.amount THEN 'matched'
+SELECT d.deposit_id, d.trace, m.remittance_id, m.matched_by, tr.n_all, tk.remittance_id AS trace_remittance,
+       tk.winner AS trace_winner, ai.candidates, bh.remittance_id AS hand_remittance, bh.other_deposit AS hand_deposit
+FROM d
+LEFT JOIN matched m USING (deposit_id)
+LEFT JOIN (SELECT DISTINCT deposit_id, n_all FROM by_trace) tr USING (deposit_id)
+LEFT JOIN trace_ranked tk USING (deposit_id)
+LEFT JOIN amount_info ai USING (deposit_id)
+LEFT JOIN by_hand bh USING (deposit_id);
+
+-- Every (deposit, remittance) that is matched, and how: 'manual' (by hand), 'trace' or
+-- 'amount_date'. A remittance is in at most one row; a deposit matched by hand may have
+-- several (remittances that together make its amount).
+CREATE OR REPLACE VIEW deposit_links AS
+SELECT deposit_id, remittance_id, 'manual' AS matched_by, match_id FROM manual_deposit_matches
+UNION ALL
+SELECT deposit_id, remittance_id, matched_by, CAST(NULL AS BIGINT) FROM deposit_auto_matches
+WHERE remittance_id IS NOT NULL;
+
+-- One row per deposit. A deposit matched to several remittances shows their ids, payers
+-- and traces joined by ', ', the latest BPR16 and the sum of their BPR02.
+CREATE OR REPLACE VIEW deposit_reconciliation AS
+WITH linked AS (
+    SELECT l.deposit_id, any_value(l.matched_by) AS matched_by, count(*) AS n,
+           string_agg(r.remittance_id, ', ' ORDER BY r.remittance_id) AS remittance_id,
+           string_agg(DISTINCT r.payer_id, ', ' ORDER BY r.payer_id) AS payer_id,
+           string_agg(r.trace_number, ', ' ORDER BY r.remittance_id) AS remittance_trace,
+           max(r.paid_on) AS paid_on,
+           CAST(sum(r.amount) AS DECIMAL(18,2)) AS remittance_amount
+    FROM deposit_links l JOIN remittances r USING (remittance_id)
+    GROUP BY l.deposit_id
+),
+hand AS (
+    SELECT deposit_id, any_value(user_id) AS user_id, any_value(reason) AS reason
+    FROM manual_deposit_matches GROUP BY deposit_id
+)
+SELECT d.deposit_id, d.deposit_date, d.amount, nullif(trim(d.trace_number), '') AS trace_number, d.description,
+       CASE WHEN l.deposit_id IS NULL THEN 'unmatched'
+            WHEN l.remittance_amount = d.amount THEN 'matched'
             ELSE 'amount_mismatch' END AS status,
-       m.matched_by, m.remittance_id, r.payer_id, r.trace_number AS remittance_trace,
-       r.paid_on, r.amount AS remittance_amount,
-       CAST(d.amount - r.amount AS DECIMAL(18,2)) AS difference,
+       l.matched_by, l.remittance_id, l.payer_id, l.remittance_trace, l.paid_on, l.remittance_amount,
+       CAST(d.amount - l.remittance_amount AS DECIMAL(18,2)) AS difference,
        CASE
-           WHEN m.remittance_id IS NOT NULL AND r.amount <> d.amount THEN
-               'deposit ' || CAST(d.amount AS VARCHAR) || ' but remittance ' || r.remittance_id
-               || ' (trace ' || r.trace_number || ', ' || r.payer_id || ') paid '
-               || CAST(r.amount AS VARCHAR) || ', a difference of ' || CAST(d.amount - r.amount AS VARCHAR)
-           WHEN m.remittance_id IS NOT NULL THEN NULL
-           WHEN d.trace IS NOT NULL AND tr.n_all IS NULL THEN
-               'no posted remittance has trace ' || d.trace || ' (post its 835, or check the trace number)'
-           WHEN d.trace IS NOT NULL AND tk.remittance_id IS NULL THEN
-               'trace ' || d.trace || ' is on ' || CAST(tr.n_all AS VARCHAR)
+           WHEN l.deposit_id IS NOT NULL AND l.remittance_amount <> d.amount AND l.n > 1 THEN
+               'deposit ' || CAST(d.amount AS VARCHAR) || ' but remittances ' || l.remittance_id
+               || ' paid ' || CAST(l.remittance_amount AS VARCHAR) || ' together, a difference of '
+               || CAST(d.amount - l.remittance_amount AS VARCHAR)
+               || ', matched by hand by ' || h.user_id || coalesce(': ' || h.reason, '')
+           WHEN l.deposit_id IS NOT NULL AND l.remittance_amount <> d.amount THEN
+               'deposit ' || CAST(d.amount AS VARCHAR) || ' but remittance ' || l.remittance_id
+               || ' (trace ' || l.remittance_trace || ', ' || l.payer_id || ') paid '
+               || CAST(l.remittance_amount AS VARCHAR) || ', a difference of '
+               || CAST(d.amount - l.remittance_amount AS VARCHAR)
+               || CASE WHEN h.user_id IS NOT NULL
+                       THEN ', matched by hand by ' || h.user_id || coalesce(': ' || h.reason, '') ELSE '' END
+           WHEN h.user_id IS NOT NULL AND h.reason IS NOT NULL THEN
+               'matched by hand by ' || h.user_id || ': ' || h.reason
+           WHEN l.deposit_id IS NOT NULL THEN NULL
+           WHEN a.trace IS NOT NULL AND a.n_all IS NULL AND a.hand_remittance IS NOT NULL THEN
+               'remittance ' || a.hand_remittance || ' (trace ' || a.trace || ') was matched by hand to deposit '
+               || a.hand_deposit
+           WHEN a.trace IS NOT NULL AND a.n_all IS NULL THEN
+               'no posted remittance has trace ' || a.trace || ' (post its 835, or check the trace number)'
+           WHEN a.trace IS NOT NULL AND a.trace_remittance IS NULL THEN
+               'trace ' || a.trace || ' is on ' || CAST(a.n_all AS VARCHAR)
                || ' remittances of different payers and the amount does not single one out'
-           WHEN d.trace IS NOT NULL THEN
-               'duplicate: remittance ' || tk.remittance_id || ' (trace ' || d.trace
-               || ') is already matched by deposit ' || tk.winner
-           WHEN ai.candidates IS NULL THEN
+           WHEN a.trace IS NOT NULL THEN
+               'duplicate: remittance ' || a.trace_remittance || ' (trace ' || a.trace
+               || ') is already matched by deposit ' || a.trace_winner
+           WHEN a.candidates IS NULL THEN
                'no trace number, and no remittance of ' || CAST(d.amount AS VARCHAR)
                || ' paid within 5 days of ' || CAST(d.deposit_date AS VARCHAR)
-           WHEN ai.candidates > 1 THEN
-               'no trace number, and ' || CAST(ai.candidates AS VARCHAR) || ' remittances of '
+           WHEN a.candidates > 1 THEN
+               'no trace number, and ' || CAST(a.candidates AS VARCHAR) || ' remittances of '
                || CAST(d.amount AS VARCHAR) || ' were paid within 5 days of '
                || CAST(d.deposit_date AS VARCHAR) || ': ambiguous'
            ELSE
@@ -144,26 +234,31 @@ SELECT d.deposit_id, d.deposit_date, d.amount, d.trace AS trace_number, d.descri
                || ' within 5 days also fits another deposit: ambiguous'
        END AS reason,
        d.source_file, d.loaded_at
-FROM d
-LEFT JOIN matched m USING (deposit_id)
-LEFT JOIN remittances r ON r.remittance_id = m.remittance_id
-LEFT JOIN (SELECT DISTINCT deposit_id, n_all FROM by_trace) tr USING (deposit_id)
-LEFT JOIN trace_ranked tk USING (deposit_id)
-LEFT JOIN amount_info ai USING (deposit_id);
+FROM deposits d
+LEFT JOIN linked l USING (deposit_id)
+LEFT JOIN hand h USING (deposit_id)
+LEFT JOIN deposit_auto_matches a USING (deposit_id);
 
 -- One row per remittance: is its money in the bank? (no_payment: BPR02 = 0, a
 -- notification or fully offset remittance; no deposit will ever come for it.)
+-- A deposit matched by hand to several remittances: each shows the deposit and its
+-- status; the deposit's difference shows on the first of them only, so a sum counts it once.
 CREATE OR REPLACE VIEW remittance_reconciliation AS
 SELECT r.remittance_id, r.trace_number, r.payer_id, r.amount, r.paid_on,
        CASE WHEN m.deposit_id IS NOT NULL AND m.status = 'matched' THEN 'reconciled'
             WHEN m.deposit_id IS NOT NULL THEN 'amount_mismatch'
             WHEN r.amount = 0 THEN 'no_payment'
             ELSE 'awaiting_deposit' END AS status,
-       m.deposit_id, m.deposit_date, m.amount AS deposit_amount, m.difference, m.matched_by
+       m.deposit_id, m.deposit_date, m.amount AS deposit_amount,
+       CASE WHEN l.remittance_id = min(l.remittance_id) OVER (PARTITION BY l.deposit_id)
+            THEN m.difference END AS difference,
+       m.matched_by
 FROM remittances r
-LEFT JOIN (SELECT * FROM deposit_reconciliation WHERE remittance_id IS NOT NULL) m USING (remittance_id);
+LEFT JOIN deposit_links l USING (remittance_id)
+LEFT JOIN deposit_reconciliation m ON m.deposit_id = l.deposit_id;
 
--- Worklist rows for the bank side, in the posting exceptions' shape.
+-- Worklist rows for the bank side, in the posting exceptions' shape. A match by hand
+-- whose amounts differ was confirmed with a reason: it is worked, not listed.
 CREATE OR REPLACE VIEW deposit_exceptions AS
 SELECT 'deposit:' || deposit_id AS exception_id,
        CASE status WHEN 'unmatched' THEN 'unmatched_deposit' ELSE 'amount_mismatch' END AS kind,
@@ -176,4 +271,4 @@ SELECT 'deposit:' || deposit_id AS exception_id,
        loaded_at AS created_at,
        deposit_id
 FROM deposit_reconciliation
-WHERE status <> 'matched';
+WHERE status <> 'matched' AND matched_by IS DISTINCT FROM 'manual';
