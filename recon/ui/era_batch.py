@@ -35,6 +35,15 @@ CSS classes (stable, for browser tests)::
     recon-worklist-match       Match to invoice button
     recon-worklist-appeal      Appeal button
     recon-worklist-write-off   Write off button
+    recon-deposit-choice       Deposit drop-down (every deposit, with its status)
+    recon-deposit-remittances  the remittance(s) it paid (select several: together they make its amount)
+    recon-deposit-confirm      "Confirm a mismatch with the Reason" checkbox
+    recon-deposit-match        Match deposit button     recon-deposit-unmatch   Undo match button
+
+Matching a deposit by hand (``recon.remit.deposit_match``, when present): a match whose
+amounts differ, or that takes a remittance or deposit already matched, is refused with
+the reason; ticking Confirm and typing a Reason records it anyway. Undo match needs a
+Reason too. Each is an audited entry; the worklist and reconciliation follow at once.
 """
 
 from __future__ import annotations
@@ -156,6 +165,21 @@ class EraBatchView(w.VBox):
         self.match_button.on_click(lambda _b: self.match())
         self.appeal_button.on_click(lambda _b: self.mark("appeal"))
         self.write_off_button.on_click(lambda _b: self.mark("write_off"))
+        # the bank side: match a deposit to remittance(s) by hand, or undo that
+        self.deposit = w.Dropdown(description="Deposit", style=STYLE, layout=w.Layout(width="640px"))
+        self.deposit.add_class("recon-deposit-choice")
+        self.remittances = w.SelectMultiple(
+            description="Remittances", rows=5, style=STYLE, layout=w.Layout(width="640px")
+        )
+        self.remittances.add_class("recon-deposit-remittances")
+        self.confirm = w.Checkbox(description="Confirm a mismatch with the Reason", indent=False)
+        self.confirm.add_class("recon-deposit-confirm")
+        self.deposit_match_button = w.Button(description="Match deposit", icon="link")
+        self.deposit_match_button.add_class("recon-deposit-match")
+        self.deposit_unmatch_button = w.Button(description="Undo match", icon="unlink")
+        self.deposit_unmatch_button.add_class("recon-deposit-unmatch")
+        self.deposit_match_button.on_click(lambda _b: self.match_deposit())
+        self.deposit_unmatch_button.on_click(lambda _b: self.unmatch_deposit())
         worklist = w.VBox(
             [
                 w.HTML("<h4>Exceptions worklist</h4>"),
@@ -164,6 +188,10 @@ class EraBatchView(w.VBox):
                 self.exception,
                 w.HBox([self.invoice, self.match_button]),
                 w.HBox([self.reason, self.appeal_button, self.write_off_button]),
+                w.HTML("<b>A deposit by hand</b>: the remittance(s) it paid, or undo a match by hand"),
+                self.deposit,
+                self.remittances,
+                w.HBox([self.confirm, self.deposit_match_button, self.deposit_unmatch_button]),
             ]
         )
         worklist.add_class("recon-worklist")
@@ -318,6 +346,7 @@ class EraBatchView(w.VBox):
             for r in actionable
         ]
         self.exception.value = keep if keep in {r[0] for r in actionable} else None
+        self._deposit_choices()
         status = reports.reconciliation_status(self.recon)
         self.reconciliation_html.value = html_table(
             ["Side", "Status", "Count", "Amount", "Difference"],
@@ -337,6 +366,73 @@ class EraBatchView(w.VBox):
             row_attrs=[f'data-exception="{esc_attr(r[0])}"' for r in rows],
         )
         self.worklist_html.value = f'<div class="recon-scroll-x">{table}</div>'
+
+    def _deposit_choices(self) -> None:
+        """Deposits (newest first, with their status) and remittances to match them to."""
+        keep_deposit, keep_remittances = self.deposit.value, set(self.remittances.value)
+        deposits = self.recon.execute(
+            """SELECT deposit_id, deposit_date, amount, status, matched_by FROM deposit_reconciliation
+               ORDER BY deposit_date DESC, deposit_id LIMIT 500"""
+        ).fetchall()
+        self.deposit.options = [("(choose a deposit)", None)] + [
+            (f"{d[0]} · {d[1]} · {fmt(d[2])} · {d[3].replace('_', ' ')}" + (f" ({d[4]})" if d[4] else ""), d[0])
+            for d in deposits
+        ]
+        self.deposit.value = keep_deposit if keep_deposit in {d[0] for d in deposits} else None
+        remittances = self.recon.execute(
+            """SELECT remittance_id, payer_id, trace_number, amount, paid_on, status FROM remittance_reconciliation
+               ORDER BY paid_on DESC, remittance_id LIMIT 500"""
+        ).fetchall()
+        self.remittances.options = [
+            (f"{r[0]} · {r[1]} · trace {r[2]} · {fmt(r[3])} · {r[4]} · {r[5].replace('_', ' ')}", r[0])
+            for r in remittances
+        ]
+        self.remittances.value = tuple(r[0] for r in remittances if r[0] in keep_remittances)
+
+    def match_deposit(self) -> None:
+        """Match the chosen deposit to the chosen remittance(s) (confirmed with the Reason when they differ)."""
+
+        def run() -> None:
+            from recon.remit.deposit_match import match_deposit
+
+            if not self.deposit.value:
+                raise InputError("Choose the deposit in Deposit first")
+            if not self.remittances.value:
+                raise InputError("Choose the remittance(s) the deposit paid in Remittances")
+            reason = self.reason.value.strip()
+            if self.confirm.value and not reason:
+                raise InputError("Give the reason for confirming the mismatch in Reason")
+            done = match_deposit(
+                self.recon,
+                str(self.deposit.value),
+                list(self.remittances.value),
+                self.user_picker.require(),
+                confirm=reason if self.confirm.value else None,
+            )
+            self.reason.value = ""
+            self.confirm.value = False
+            self.refresh()
+            self.message.value = message_html("ok", str(done))
+
+        guarded(self.message, run, "nothing was matched")
+
+    def unmatch_deposit(self) -> None:
+        """Undo the chosen deposit's match by hand (the Reason is kept with it)."""
+
+        def run() -> None:
+            from recon.remit.deposit_match import unmatch_deposit
+
+            if not self.deposit.value:
+                raise InputError("Choose the deposit in Deposit first")
+            reason = self.reason.value.strip()
+            if not reason:
+                raise InputError("Give the reason for undoing the match in Reason")
+            done = unmatch_deposit(self.recon, str(self.deposit.value), self.user_picker.require(), reason)
+            self.reason.value = ""
+            self.refresh()
+            self.message.value = message_html("ok", str(done))
+
+        guarded(self.message, run, "nothing was undone")
 
     def _exception_chosen(self) -> None:
         """Offer the payer's invoices with insurance still open as match candidates."""

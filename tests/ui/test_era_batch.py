@@ -216,3 +216,43 @@ def test_the_worklist_shows_every_column_full_width(view: EraBatchView) -> None:
     for header in ("Exception", "Kind", "Trace", "Payer", "Claim", "Amount", "Reason", "Deposit"):
         assert f">{header}</th>" in html
     assert view.worklist_html.layout.width == "100%" and view.worklist_html.layout.overflow == "auto"
+
+
+def test_a_deposit_matched_by_hand_refused_confirmed_and_undone(view: EraBatchView, recon: Recon) -> None:
+    pytest.importorskip("recon.remit.deposit_match")
+    view.post_button.click()
+    aetna = recon.one("SELECT remittance_id FROM remittances WHERE trace_number = 'AET-TRACE-1'")
+    assert aetna is not None
+    assert "DEP-3" in [v for _, v in view.deposit.options] and aetna[0] in [v for _, v in view.remittances.options]
+
+    def links() -> list[tuple[Any, ...]]:
+        return recon.execute(
+            "SELECT remittance_id, matched_by FROM deposit_links WHERE deposit_id = 'DEP-3'"
+        ).fetchall()
+
+    # 9.99 for a 150.00 remittance already matched to DEP-1: refused with the reasons, nothing written
+    view.deposit.value = "DEP-3"
+    view.remittances.value = (aetna[0],)
+    view.deposit_match_button.click()
+    assert "recon-msg-error" in message(view) and "confirm it with a reason" in message(view), message(view)
+    assert links() == []
+    view.confirm.value = True
+    view.deposit_match_button.click()
+    assert "Give the reason for confirming" in message(view) and links() == []
+
+    # confirmed with a reason: matched by hand, audited
+    view.reason.value = "bank split the ACH; remainder posted separately"
+    view.deposit_match_button.click()
+    assert "recon-msg-ok" in message(view) and "matched by hand" in message(view), message(view)
+    assert links() == [(aetna[0], "manual")]
+    actions = {r[0] for r in recon.execute("SELECT action FROM audit_log").fetchall()}
+    assert "match_deposit" in actions
+
+    # undo needs a reason; then the deposit goes back to the rules
+    view.deposit.value = "DEP-3"
+    view.deposit_unmatch_button.click()
+    assert "Give the reason for undoing" in message(view) and links() == [(aetna[0], "manual")]
+    view.reason.value = "wrong remittance"
+    view.deposit_unmatch_button.click()
+    assert "recon-msg-ok" in message(view) and "unmatched" in message(view), message(view)
+    assert links() == []
