@@ -16,7 +16,7 @@ CSS classes (stable, for browser tests)::
     recon-era-batch            the whole widget
     recon-user                 User drop-down
     recon-era-upload           835 FileUpload (multiple)
-    recon-era-deposit-upload   deposit file FileUpload (.csv, .bai, .bai2)
+    recon-era-deposit-upload   deposit file FileUpload (.csv, .bai, .bai2, .txt: BAI2 is told by content)
     recon-era-files            the files ready for the batch
     recon-era-preview-button   Preview button
     recon-era-post             Post button
@@ -115,7 +115,7 @@ class EraBatchView(w.VBox):
         self.user_picker = UserPicker(recon, user)
         self.upload = w.FileUpload(accept=".835,.txt,.edi,.x12,.era", multiple=True, description="835 files")
         self.upload.add_class("recon-era-upload")
-        self.deposit_upload = w.FileUpload(accept=".csv,.bai,.bai2", multiple=False, description="Deposits")
+        self.deposit_upload = w.FileUpload(accept=".csv,.bai,.bai2,.txt", multiple=False, description="Deposits")
         self.deposit_upload.add_class("recon-era-deposit-upload")
         self.files_label = w.HTML()
         self.files_label.add_class("recon-era-files")
