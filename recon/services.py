@@ -93,6 +93,7 @@ class Recon:
     def _attach(self) -> None:
         db.attach(self._session, self.path, self._key, wait=self._wait)
         self._attached = True
+        self._committed = 0  # transactions since the ledger was (re)taken
 
     def _schedule_release(self) -> None:
         import asyncio
@@ -160,7 +161,14 @@ class Recon:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing; the ledger stays attached until the outermost one ends."""
+        """All or nothing; the ledger stays attached until the outermost one ends.
+
+        Before an outermost one, a ledger another program waits for is let go and taken
+        again (after it, waiting in turn) once this Recon made a transaction with it: a
+        long-lived Recon does not keep others out, and each turn gets something done.
+        """
+        if self._depth == 0 and self._attached and self._committed and db.others_waiting(self.path):
+            self.release()
         con = self.con
         self._depth += 1
         try:
@@ -168,6 +176,8 @@ class Recon:
                 yield con
         finally:
             self._depth -= 1
+            if self._depth == 0:
+                self._committed += 1
 
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:

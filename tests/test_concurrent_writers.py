@@ -72,6 +72,42 @@ def test_four_writers_record_all_hundred_payments(db: Path) -> None:
         assert recon.one("SELECT count(*) FROM audit_log WHERE action = 'record_payment'")[0] >= 100
 
 
+API_WRITER = """
+import sys
+from recon.model import PaymentMethod, PaymentRequest
+from recon.money import parse_amount
+from recon.services import Recon
+
+db, worker = sys.argv[1], sys.argv[2]
+with Recon.open(db, hold=True) as recon:  # one Recon for all 25: it lets the ledger go when others wait
+    for i in range(25):
+        recon.record_payment(PaymentRequest("C2", "BCBS", PaymentMethod.parse("insurance-check"),
+                                            parse_amount("2.00", "amount"), idempotency_key=f"api{worker}-{i}"),
+                             "ana")
+"""
+
+
+@pytest.mark.slow
+def test_four_long_lived_recons_take_turns(db: Path) -> None:
+    before = _payments(db)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", API_WRITER, str(db), str(k)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(4)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    for p, err in zip(procs, errors, strict=True):
+        assert p.returncode == 0, err
+    assert _payments(db) == before + 100
+    assert not list(db.parent.glob(db.name + ".wait-*"))  # each waiter took its sign away
+
+
 def _pay(db: Path, wait: str, key: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [

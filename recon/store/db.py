@@ -43,6 +43,7 @@ no measurable cost. Hence 300MB with the 256MB threshold: memory bounded, not gr
 the number of files, and the million claims within a minute.
 """
 ALIAS = "ledger"
+WAIT_SUFFIX = ".wait-"
 DEFAULT_WAIT = 15.0
 """Seconds to wait for a ledger another program is using (``RECON_DB_WAIT``) before refusing.
 
@@ -149,34 +150,82 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, *, wait:
 
 
 def _attach_waiting(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, wait: float | None) -> None:
-    """ATTACH, retrying while another process holds the file's lock, up to the wait; said once on stderr."""
+    """ATTACH, retrying while another process holds the file's lock, up to the wait; said once on stderr.
+
+    While it waits, a sidecar file ``<ledger>.wait-PID`` says so, and a program that
+    holds the ledger between actions (a script's long-lived Recon) lets it go at its
+    next transaction (:func:`others_waiting`).
+    """
     sql = f"ATTACH {_quote(str(path))} AS {ALIAS}" + (f" (ENCRYPTION_KEY {_quote(key)})" if key else "")
     deadline: float | None = None
     limit = 0.0
-    while True:
-        try:
-            con.execute(sql)
-            return
-        except duckdb.Error as exc:
-            if not _held_elsewhere(exc):
-                raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
-            now = time.monotonic()
-            if deadline is None:
-                limit = wait_seconds(wait)
-                deadline = now + limit
-                if limit > 0:
-                    sys.stderr.write(
-                        f"recon: the ledger {path} is in use by another program{_holder(exc)}; "
-                        f"waiting up to {limit:g} s for it (RECON_DB_WAIT sets how long)\n"
-                    )
-                    sys.stderr.flush()
-            if now >= deadline:
-                raise LedgerError(
-                    f"The ledger {path} is open in another program{_holder(exc)} (a notebook or another recon)"
-                    + (f" and stayed busy for {limit:g} s" if limit > 0 else "")
-                    + "; nothing was changed: close it and retry"
-                ) from exc
-            time.sleep(min(deadline - now, random.uniform(0.01, 0.06)))  # often: the holder may be quick to retake it
+    sign: Path | None = None
+    try:
+        while True:
+            try:
+                con.execute(sql)
+                return
+            except duckdb.Error as exc:
+                if not _held_elsewhere(exc):
+                    raise LedgerError(_explain_open_error(path, exc, key is not None)) from exc
+                now = time.monotonic()
+                if deadline is None:
+                    limit = wait_seconds(wait)
+                    deadline = now + limit
+                    if limit > 0:
+                        sys.stderr.write(
+                            f"recon: the ledger {path} is in use by another program{_holder(exc)}; "
+                            f"waiting up to {limit:g} s for it (RECON_DB_WAIT sets how long)\n"
+                        )
+                        sys.stderr.flush()
+                        sign = _waiting_sign(path)
+                if now >= deadline:
+                    raise LedgerError(
+                        f"The ledger {path} is open in another program{_holder(exc)} (a notebook or another recon)"
+                        + (f" and stayed busy for {limit:g} s" if limit > 0 else "")
+                        + "; nothing was changed: close it and retry"
+                    ) from exc
+                time.sleep(min(deadline - now, random.uniform(0.01, 0.06)))  # the holder may be quick to retake it
+    finally:
+        if sign is not None:
+            with contextlib.suppress(OSError):
+                sign.unlink()
+
+
+def _waiting_sign(path: Path) -> Path | None:
+    sign = path.with_name(f"{path.name}{WAIT_SUFFIX}{os.getpid()}")
+    try:
+        sign.touch()
+    except OSError:  # a folder this user cannot write: wait without the sign
+        return None
+    return sign
+
+
+def others_waiting(path: Path) -> bool:
+    """True when another running process waits for the ledger at ``path`` (its ``.wait-PID`` sign)."""
+    prefix = path.name + WAIT_SUFFIX
+    try:
+        entries = list(os.scandir(path.parent if str(path.parent) else "."))
+    except OSError:
+        return False
+    for entry in entries:
+        pid = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
+        if pid.isdigit() and int(pid) != os.getpid():
+            if _running(int(pid)):
+                return True
+            with contextlib.suppress(OSError):  # left by a waiter that was killed
+                os.remove(entry.path)
+    return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
 
 
 def _held_elsewhere(exc: duckdb.Error) -> bool:
