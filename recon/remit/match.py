@@ -40,8 +40,7 @@ FORWARDED = ("19", "20", "21")
 # BPR04 -> recon payment method. BOP (financial institution option) and FWT (wire)
 # are electronic transfers like ACH; NON (no payment) and anything else is plain
 # "insurance" (no money moved through a check or an EFT).
-METHODS = {"ACH": "insurance-eft-ach", "BOP": "insurance-eft-ach", "FWT": "insurance-eft-ach",
-           "CHK": "insurance-check"}
+METHODS = {"ACH": "insurance-eft-ach", "BOP": "insurance-eft-ach", "FWT": "insurance-eft-ach", "CHK": "insurance-check"}
 
 # Worklist kinds a posting writes (a person decides each one).
 HELD_CLAIM = ("unmatched", "not_our_claim", "unmatched_reversal", "reversal_mismatch", "payer_not_on_policy")
@@ -54,8 +53,10 @@ def method_sql(column: str) -> str:
 
 def priority_sql(status: str) -> str:
     """CLP02 -> the priority the payer acted at (1 primary, 2 secondary, 3 tertiary); 0 otherwise."""
-    return (f"CASE WHEN {status} IN ('1', '19') THEN 1 WHEN {status} IN ('2', '20') THEN 2 "
-            f"WHEN {status} IN ('3', '21') THEN 3 ELSE 0 END")
+    return (
+        f"CASE WHEN {status} IN ('1', '19') THEN 1 WHEN {status} IN ('2', '20') THEN 2 "
+        f"WHEN {status} IN ('3', '21') THEN 3 ELSE 0 END"
+    )
 
 
 RANK_SQL = "CASE lower(p.priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3 ELSE 9 END"
@@ -144,8 +145,9 @@ def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") ->
     ORDER BY invoice_id)"""
 
 
-def derive_dues(con: Any, invoices: Iterable[tuple[str, str | None]], *, user_id: str, stamp: datetime,
-                reason: str = "adjudication") -> int:
+def derive_dues(
+    con: Any, invoices: Iterable[tuple[str, str | None]], *, user_id: str, stamp: datetime, reason: str = "adjudication"
+) -> int:
     """Bring ``invoices`` ((invoice id, remittance id to book it with)) to what their standing
     adjudications say (:func:`derive_dues_sql`); for the worklist's actions. Returns the rows written."""
     con.execute("CREATE OR REPLACE TEMP TABLE t_due (invoice_id VARCHAR, remittance_id VARCHAR)")
@@ -159,8 +161,10 @@ def derive_dues(con: Any, invoices: Iterable[tuple[str, str | None]], *, user_id
     return int(after - before)
 
 
-EXC_COLUMNS = ("exception_id, kind, remittance_id, trace_number, payer_id, claim_id, claim_posting_id, amount, "
-               "held_amount, reason, invoice_id, created_at, line_no, detail")
+EXC_COLUMNS = (
+    "exception_id, kind, remittance_id, trace_number, payer_id, claim_id, claim_posting_id, amount, "
+    "held_amount, reason, invoice_id, created_at, line_no, detail"
+)
 
 
 class Poster:
@@ -171,8 +175,23 @@ class Poster:
     entries are made (``n_alloc``, ``n_adj``).
     """
 
-    TABLES = ("m_inv", "m_line", "m_claim", "m_rev", "n_alloc", "n_adj", "u_tgt", "m_part", "m_pcas", "n_pay",
-              "m_held", "m_hold", "w_exc", "t_due", "m_late")
+    TABLES = (
+        "m_inv",
+        "m_line",
+        "m_claim",
+        "m_rev",
+        "n_alloc",
+        "n_adj",
+        "u_tgt",
+        "m_part",
+        "m_pcas",
+        "n_pay",
+        "m_held",
+        "m_hold",
+        "w_exc",
+        "t_due",
+        "m_late",
+    )
     base = 0
 
     def __init__(self, con: Any, *, user_id: str, stamp: datetime, write_off: Iterable[str]) -> None:
@@ -222,6 +241,7 @@ class Poster:
         and the claim's lines and CAS as posted. What needs the payer or the whole file
         (policies, duplicates, reversals, entries, amounts due) waits for :meth:`finish`.
         """
+
         def in_chunk(alias: str = "") -> str:
             return f"{alias}ci > {int(lo)} AND {alias}ci <= {int(hi)}"
 
@@ -231,10 +251,10 @@ class Poster:
             SELECT m.ci, i.invoice_id, i.client_id, i.fee, i.service_date,
                    regexp_extract(upper(trim(i.service_code)), '^[A-Z0-9]+') AS code
             FROM (SELECT c.ci, i.invoice_id FROM s_claim c JOIN invoices i ON i.invoice_id = c.clp01
-                  WHERE {in_chunk('c.')}
+                  WHERE {in_chunk("c.")}
                   UNION
                   SELECT c.ci, i.invoice_id FROM s_claim c JOIN invoices i ON i.claim_id = c.clp01
-                  WHERE {in_chunk('c.')}) m
+                  WHERE {in_chunk("c.")}) m
             JOIN invoices i USING (invoice_id);
             -- Lines pair with invoices of the same claim, date and code (SVC06 as billed, else
             -- SVC01); repeats pair in order.
@@ -262,7 +282,7 @@ class Poster:
                         ELSE 'posted' END AS outcome,
                    CAST(NULL AS BIGINT) AS reverses, CAST(NULL AS VARCHAR) AS detail
             FROM s_claim c LEFT JOIN ninv USING (ci) LEFT JOIN nl USING (ci)
-            WHERE {in_chunk('c.')}
+            WHERE {in_chunk("c.")}
             ORDER BY c.ci;
             -- a posted claim's parts: each line (matched or not), or for a claim without lines its invoices
             INSERT INTO u_tgt
@@ -270,7 +290,7 @@ class Poster:
                    row_number() OVER (PARTITION BY ci ORDER BY ln, invoice_id) AS r,
                    count(*) OVER (PARTITION BY ci) AS n, sum(w) OVER (PARTITION BY ci) AS tw
             FROM (SELECT l.ci, l.ln, l.invoice_id, l.client_id, l.charge AS w
-                  FROM m_line l SEMI JOIN {posted} c USING (ci) WHERE {in_chunk('l.')}
+                  FROM m_line l SEMI JOIN {posted} c USING (ci) WHERE {in_chunk("l.")}
                   UNION ALL
                   SELECT i.ci, 0, i.invoice_id, i.client_id, i.fee
                   FROM m_inv i JOIN {posted} c USING (ci) WHERE c.n_lines = 0);
@@ -278,30 +298,37 @@ class Poster:
             INSERT INTO m_part
             SELECT ci, ln, invoice_id, any_value(client_id), sum(charge), sum(amount) FROM (
                 SELECT l.ci, l.ln, l.invoice_id, l.client_id, l.charge, l.paid AS amount
-                FROM m_line l SEMI JOIN {posted} c USING (ci) WHERE {in_chunk('l.')}
+                FROM m_line l SEMI JOIN {posted} c USING (ci) WHERE {in_chunk("l.")}
                 UNION ALL
                 SELECT t.ci, t.ln, t.invoice_id, t.client_id, t.w, CAST(0 AS DECIMAL(18,2))
-                FROM u_tgt t WHERE t.ln = 0 AND {in_chunk('t.')}
+                FROM u_tgt t WHERE t.ln = 0 AND {in_chunk("t.")}
                 UNION ALL
-                SELECT ci, ln, invoice_id, client_id, CAST(0 AS DECIMAL(18,2)), amount FROM ({_apportion(
-                    f'''(SELECT c.ci AS k, c.ci, c.paid - coalesce(s.paid, 0) AS amount FROM {posted} c
+                SELECT ci, ln, invoice_id, client_id, CAST(0 AS DECIMAL(18,2)), amount FROM ({
+            _apportion(
+                f'''(SELECT c.ci AS k, c.ci, c.paid - coalesce(s.paid, 0) AS amount FROM {posted} c
                          LEFT JOIN (SELECT ci, sum(paid) AS paid FROM s_line WHERE {in_chunk()} GROUP BY ci) s
-                         USING (ci) WHERE c.paid - coalesce(s.paid, 0) <> 0)''')}))
+                         USING (ci) WHERE c.paid - coalesce(s.paid, 0) <> 0)'''
+            )
+        }))
             GROUP BY ci, ln, invoice_id;
             INSERT INTO m_pcas
             SELECT l.ci, l.ln, l.invoice_id, l.client_id, a.grp, a.reason, a.amount
             FROM s_cas a JOIN m_line l ON l.ci = a.ci AND l.ln = a.ln SEMI JOIN {posted} c ON c.ci = a.ci
-            WHERE {in_chunk('a.')} AND {in_chunk('l.')} AND a.amount <> 0
+            WHERE {in_chunk("a.")} AND {in_chunk("l.")} AND a.amount <> 0
             UNION ALL
-            SELECT ci, ln, invoice_id, client_id, grp, reason, amount FROM ({_apportion(
+            SELECT ci, ln, invoice_id, client_id, grp, reason, amount FROM ({
+            _apportion(
                 f"(SELECT a.k, a.ci, a.grp, a.reason, a.amount FROM s_cas a SEMI JOIN {posted} c USING (ci) "
-                f"WHERE a.ln = 0 AND a.amount <> 0 AND {in_chunk('a.')})", ("grp", "reason"))})
+                f"WHERE a.ln = 0 AND a.amount <> 0 AND {in_chunk('a.')})",
+                ("grp", "reason"),
+            )
+        })
             WHERE amount <> 0;
             INSERT INTO remit_lines
             SELECT {self.base} + l.ci, l.ln, l.code, nullif(l.modifiers, ''), l.charge, l.paid, l.units,
                    l.service_date, m.invoice_id
             FROM s_line l JOIN m_line m USING (ci, ln)
-            WHERE {in_chunk('l.')} AND {in_chunk('m.')}
+            WHERE {in_chunk("l.")} AND {in_chunk("m.")}
             ORDER BY l.ci, l.ln;
             INSERT INTO remit_cas SELECT {self.base} + ci, ln, grp, reason, amount
             FROM s_cas WHERE {in_chunk()} ORDER BY k"""
@@ -352,8 +379,9 @@ class Poster:
             FROM hit h JOIN manual m ON m.invoice_id = h.invoice_id AND m.payer_id = h.payer_id""")
 
     def reversals(self) -> None:
-        """Match each reversal to the adjudication it undoes: payer + CLP07, else (a reversal without
-        CLP07) payer + CLP01 + amounts; it must negate it exactly (charge, paid, CAS by group and reason).
+        """Match each reversal to the adjudication it undoes: payer + CLP07, else (no posting of the
+        payer has that CLP07, or the reversal has none) payer + CLP01 + amounts; it must negate it
+        exactly (charge, paid, CAS by group and reason).
 
         An exact match not yet reversed is linked; a candidate that differs (or was already
         reversed) makes a ``reversal_mismatch``; none at all an ``unmatched_reversal`` (its
@@ -386,14 +414,17 @@ class Poster:
                           FROM remit_claims rc
                           JOIN remittances r ON r.remittance_id = rc.remittance_id
                           JOIN rv ON r.payer_id = rv.payer_id
-                                 AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn)
-                                      OR (rv.pcn = '' AND rc.claim_id = rv.clp01))
+                                 AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn) OR rc.claim_id = rv.clp01)
                           WHERE (rc.claim_id IN (SELECT clp01 FROM rv) OR rc.payer_control IN (SELECT pcn FROM rv))
                             AND (rc.outcome IN ('posted', 'denied', 'unmatched', 'payer_not_on_policy')
                                  OR EXISTS (SELECT 1 FROM exceptions e JOIN exception_actions a USING (exception_id)
                                             WHERE a.action = 'matched' AND e.claim_posting_id = rc.claim_posting_id
                                               AND rc.status <> '22'))),
-                 rel AS (SELECT * FROM cand),
+                 -- CLP07 decides when some posting of the payer has it; else CLP01 + the amounts: then
+                 -- a posting that differs is no evidence against (its original may come later)
+                 rel AS (SELECT cand.* FROM cand JOIN rv USING (ci)
+                         WHERE by_pcn OR (NOT EXISTS (SELECT 1 FROM cand c2 WHERE c2.ci = cand.ci AND c2.by_pcn)
+                                          AND (rv.pcn = '' OR exact))),
                  pick AS (SELECT ci, original FROM rel WHERE exact AND NOT taken
                           QUALIFY row_number() OVER (PARTITION BY ci ORDER BY by_pcn DESC, original DESC) = 1)
             SELECT rv.ci, p.original,
@@ -418,14 +449,14 @@ class Poster:
             INSERT INTO n_alloc
             SELECT nextval('entry_seq'), * FROM (
                 SELECT c.cpid, c.st, a.invoice_id, a.client_id, -a.amount
-                FROM {entries.format(kind='allocation')} c JOIN allocations a ON a.allocation_id = c.entry_id
+                FROM {entries.format(kind="allocation")} c JOIN allocations a ON a.allocation_id = c.entry_id
                 ORDER BY c.cpid, a.invoice_id)""")
         self.run(f"""
             INSERT INTO n_adj
             SELECT nextval('entry_seq'), * FROM (
                 SELECT c.cpid, c.st, a.invoice_id, a.client_id, a.group_code, a.reason_code, -a.amount,
                        a.written_off, a.adjustment_id
-                FROM {entries.format(kind='adjustment')} c JOIN adjustments a ON a.adjustment_id = c.entry_id
+                FROM {entries.format(kind="adjustment")} c JOIN adjustments a ON a.adjustment_id = c.entry_id
                 ORDER BY c.cpid, a.invoice_id)""")
 
     def entries(self) -> None:
@@ -438,7 +469,7 @@ class Poster:
             INSERT INTO n_alloc
             SELECT nextval('entry_seq'), * FROM (
                 SELECT c.cpid, c.st, p.invoice_id, p.client_id, sum(p.paid) AS amount
-                FROM {ok.format(t='m_part')} p JOIN m_claim c USING (ci)
+                FROM {ok.format(t="m_part")} p JOIN m_claim c USING (ci)
                 GROUP BY ALL HAVING sum(p.paid) <> 0
                 ORDER BY c.cpid, p.invoice_id)""")
         self.run(f"""
@@ -446,7 +477,7 @@ class Poster:
             SELECT nextval('entry_seq'), * FROM (
                 SELECT c.cpid, c.st, p.invoice_id, p.client_id, p.grp, p.reason, sum(p.amount),
                        (p.grp || '-' || p.reason) IN {self.write_off}, NULL
-                FROM {ok.format(t='m_pcas')} p JOIN m_claim c USING (ci)
+                FROM {ok.format(t="m_pcas")} p JOIN m_claim c USING (ci)
                 GROUP BY ALL HAVING sum(p.amount) <> 0
                 ORDER BY c.cpid, p.invoice_id, p.grp, p.reason)""")
 
@@ -460,7 +491,7 @@ class Poster:
         self.run(f"""
             INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
                                   payment_number, notes, user_id, created_at, remittance_id)
-            SELECT p.payment_id, 'insurance', p.client_id, r.payer_id, {method_sql('r.method')}, p.amount,
+            SELECT p.payment_id, 'insurance', p.client_id, r.payer_id, {method_sql("r.method")}, p.amount,
                    coalesce(r.paid_on, CAST({self.stamp} AS DATE)), r.trace,
                    'ERA ' || r.file_name || ' ST ' || r.st_control, {self.user}, {self.stamp}, r.remittance_id
             FROM n_pay p JOIN s_rem r USING (st) ORDER BY p.payment_id""")
@@ -499,7 +530,7 @@ class Poster:
                                                     AND (grp || '-' || reason) NOT IN {self.write_off}) AS other
                          FROM m_pcas WHERE ci IN (SELECT ci FROM ok) GROUP BY ALL)
             SELECT c.cpid, ok.ln, ok.invoice_id, ok.client_id, r.remittance_id, r.payer_id,
-                   {priority_sql('c.status')}, c.status, nullif(c.pcn, ''), ok.charge, ok.paid,
+                   {priority_sql("c.status")}, c.status, nullif(c.pcn, ''), ok.charge, ok.paid,
                    coalesce(cas.pr, 0), coalesce(cas.wo, 0), coalesce(cas.other, 0), {self.stamp}
             FROM ok JOIN m_claim c USING (ci) JOIN s_rem r USING (st)
             LEFT JOIN cas ON cas.ci = ok.ci AND cas.ln = ok.ln AND cas.invoice_id = ok.invoice_id
@@ -698,7 +729,7 @@ class Poster:
         self.run(f"""
             INSERT INTO payments (payment_id, kind, client_id, payer_id, method, amount, received_on,
                                   payment_number, notes, user_id, created_at, remittance_id)
-            SELECT p.payment_id, 'insurance', p.client_id, r.payer_id, {method_sql('r.payment_method')}, p.amount,
+            SELECT p.payment_id, 'insurance', p.client_id, r.payer_id, {method_sql("r.payment_method")}, p.amount,
                    coalesce(r.paid_on, CAST({self.stamp} AS DATE)), r.trace_number,
                    'ERA reversal linked to its original', {self.user}, {self.stamp}, r.remittance_id
             FROM m_late_pay p JOIN remittances r USING (remittance_id) ORDER BY p.payment_id""")

@@ -87,15 +87,17 @@ class LedgerTable(w.VBox):
             rows = self.recon.execute(queries.adjudications_sql("a.invoice_id = $1"), [invoice_id]).fetchall()
             waiting = self.recon.one(queries.waiting_on_sql(), [invoice_id])
             insurer = fmt(row.ins_amt_due - row.ins_amt_paid - row.ins_adjusted)
-            owed = (f"Client owes {fmt(row.client_amt_due - row.client_amt_paid)}; insurance owes {insurer}"
-                    + (f" (waiting on {waiting[0]})" if waiting else ""))
+            owed = f"Client owes {fmt(row.client_amt_due - row.client_amt_paid)}; insurance owes {insurer}" + (
+                f" (waiting on {waiting[0]})" if waiting else ""
+            )
             table = html_table(
                 ("Payer", "Priority", "CLP02", "CLP07", "Trace", "Paid", "PR", "Written off", "Other adj", "Standing"),
                 ((r[1], r[2], r[3], r[4], r[5], r[8], r[9], r[10], r[11], r[12]) for r in rows),
                 numeric=(False, False, False, False, False, True, True, True, True, False),
             )
             self.detail.value = f"<p>{esc(invoice_id)}: {esc(owed)}</p>" + (
-                table if rows else "<p>No payer has adjudicated this invoice.</p>")
+                table if rows else "<p>No payer has adjudicated this invoice.</p>"
+            )
 
         guarded(self.message, run)
 
