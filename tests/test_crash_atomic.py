@@ -187,7 +187,7 @@ def test_a_half_recovered_posting_is_taken_out_whole(db: Path, tmp_path: Path) -
     gen = generate_835(tmp_path / "half.835", n_claims=30, seed=4, payer_id="60054", invoices=invoices, transactions=2)
     assert main(["era", str(gen.path), "--db", str(db), "--user", "ana"]) == 0
     with Recon.open(db) as recon:  # as if the engine had recovered only part of it, the marker standing
-        state = json.dumps({"what": "posting half.835", "sequences": {"remittance_seq": 0}})
+        state = json.dumps({"what": "posting half.835", "last_remittance": 0})
         recon.execute("INSERT INTO meta VALUES (?, ?)", [integrity.MARKER, state])
         cpid = recon.one("SELECT max(claim_posting_id) FROM remit_claims")[0]
         recon.execute(f"DELETE FROM remit_claims WHERE claim_posting_id = {int(cpid)}")
@@ -251,3 +251,18 @@ def test_the_batch_reader_dies_with_its_parent(db: Path, tmp_path: Path) -> None
     for pid in left:  # do not leave them behind for the next test
         os.kill(pid, signal.SIGKILL)
     assert left == {}, f"outlived their parent: {left}"
+
+
+def test_a_posting_killed_after_its_commit_is_kept_whole(db: Path, tmp_path: Path) -> None:
+    """Killed between its commit and the marker's removal: everything it posted adds up, so all of it stays."""
+    invoices = _big_practice(db, 60)
+    gen = generate_835(tmp_path / "kept.835", n_claims=60, seed=8, payer_id="60054", invoices=invoices, transactions=2)
+    assert main(["era", str(gen.path), "--db", str(db), "--user", "ana"]) == 0
+    with Recon.open(db) as recon:
+        before = {t: recon.one(f"SELECT count(*) FROM {t}")[0] for t in ("remittances", "payments", "remit_entries")}
+        state = json.dumps({"what": "posting kept.835", "last_remittance": 0})
+        recon.execute("INSERT INTO meta VALUES (?, ?)", [integrity.MARKER, state])
+    with Recon.open(db) as recon:
+        assert {t: recon.one(f"SELECT count(*) FROM {t}")[0] for t in before} == before
+        assert recon.one(f"SELECT count(*) FROM meta WHERE key = '{integrity.MARKER}'")[0] == 0
+        assert integrity.problems(recon.con) == []

@@ -7,7 +7,7 @@ remittance or payment behind them (DuckDB pull request 25931, "Fix uncommitted d
 recovered accidentally"). recon cannot count on a fixed DuckDB release, so:
 
 - before a posting's transaction starts, a marker row (``meta`` key
-  ``posting_in_progress``, with the sequences' values at that moment) is committed on
+  ``posting_in_progress``, with the highest remittance number then) is committed on
   its own; it is removed, again on its own, once the posting has committed or rolled
   back. A marker found when the ledger is opened means a posting was cut short;
 - the ledger is then checked in one transaction (:func:`remove_debris`): the
@@ -36,6 +36,7 @@ SEQUENCES = ("remittance_seq", "payment_seq", "entry_seq", "exception_seq")
 SYSTEM_USER = "recon"
 """The audit_log user of what recon does by itself (removing crash debris)."""
 
+_NUMBER = "TRY_CAST(regexp_extract(remittance_id, '[0-9]+$') AS BIGINT)"
 _REMITTANCES = "(SELECT remittance_id FROM remittances)"
 _PAYMENTS = "(SELECT payment_id FROM payments)"
 _CLAIMS = "(SELECT claim_posting_id FROM remit_claims)"
@@ -146,6 +147,7 @@ def posting_marked(con: Any, what: str) -> Iterator[None]:
         "pid": os.getpid(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sequences": _sequence_values(con),
+        "last_remittance": int(con.execute(f"SELECT coalesce(max({_NUMBER}), 0) FROM remittances").fetchone()[0]),
     }
     con.execute(
         f"INSERT INTO meta VALUES ({literal(MARKER)}, {literal(json.dumps(state, sort_keys=True))}) "
@@ -176,8 +178,6 @@ def recover(con: Any, ledger: str, *, upgraded: bool = False) -> dict[str, int]:
         state = json.loads(row[0]) if row else {"what": "a posting by an earlier recon", "sequences": {}}
     except ValueError:
         state = {}
-    if row is None:
-        state["sequences"] = {"remittance_seq": "unknown"}  # takes no remittance out
     con.execute("BEGIN TRANSACTION")
     try:
         removed = remove_debris(con, state)
@@ -208,16 +208,15 @@ def recover(con: Any, ledger: str, *, upgraded: bool = False) -> dict[str, int]:
 def remove_debris(con: Any, state: dict[str, Any]) -> dict[str, int]:
     """Inside a transaction: remove the cut-short posting's remittances that do not add up, then every unreachable row.
 
-    ``state``: the marker (the sequences' values before that posting). Its remittances
-    are those numbered after ``remittance_seq``; one that does not add up means the
-    engine recovered only part of the posting, so all of that posting is taken out.
+    ``state``: the marker. That posting's remittances are those numbered after
+    ``last_remittance`` (the highest number in the ledger when it started); one that
+    does not add up means the engine recovered only part of the posting, so all of
+    that posting is taken out.
     """
     removed: dict[str, int] = {}
-    before = (state.get("sequences") or {}).get("remittance_seq")
-    scope = (
-        f"TRY_CAST(regexp_extract(remittance_id, '[0-9]+$') AS BIGINT) > {int(before or 0)}"
-        if before is None or isinstance(before, int)
-        else "FALSE"
+    before = state.get("last_remittance")
+    scope = (  # without the number (an earlier recon, a damaged marker) no remittance is taken out
+        f"{_NUMBER} > {before}" if isinstance(before, int) and not isinstance(before, bool) else "FALSE"
     )
     bad = con.execute(_unbalanced_sql(scope)).fetchall()
     if bad:
