@@ -59,6 +59,8 @@ EXPORT_QUERIES: tuple[tuple[str, str], ...] = (
                   remittance_id, payer_id, paid_on, remittance_amount, difference, reason, source_file, loaded_at
            FROM deposit_reconciliation ORDER BY deposit_date, deposit_id""",
     ),
+    # matches of deposits by hand and their undos (append-only: who, when, why)
+    ("deposit_matches", "SELECT * FROM deposit_match_entries ORDER BY entry_id"),
     ("remittance_reconciliation", "SELECT * FROM remittance_reconciliation ORDER BY paid_on, remittance_id"),
     # BAI2 details that are not deposits (sweeps, interest, returns, debits...): the rest of the bank file
     ("other_bank_activity", "SELECT * FROM other_bank_activity ORDER BY as_of_date, activity_id"),

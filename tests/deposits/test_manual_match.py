@@ -7,6 +7,7 @@ an undo is a reversing row) and is taken into account by every reconciliation vi
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from datetime import date
@@ -372,3 +373,18 @@ def test_cli_refusals_are_one_line(cli: Callable[..., Run], ledger: Path, argv: 
     assert run.err.startswith("recon: error: ") and message in run.err and run.err.count("\n") == 1
     with Recon.open(ledger) as recon:
         assert entries(recon) == []
+
+
+def test_the_export_carries_the_matches_by_hand(bank: Recon, tmp_path: Path) -> None:
+    match_deposit(bank, "D3", ["R1"], "ana", confirm="=bank fee")
+    unmatch_deposit(bank, "D3", "ana", "wrong remittance")
+    written = {p.name: p for p in bank.export(tmp_path / "out")}
+    with written["deposit_matches.csv"].open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["action"], r["deposit_id"], r["remittance_id"], r["user_id"]) for r in rows] == [
+        ("match", "D3", "R1", "ana"),
+        ("unmatch", "D3", "R1", "ana"),
+    ]
+    assert rows[0]["deposit_amount"] == "99.50" and rows[0]["remittance_amount"] == "100.00"
+    assert rows[1]["reason"] == "wrong remittance"
+    assert not rows[0]["reason"].startswith("=")  # an analyst's text never becomes a formula
