@@ -212,6 +212,16 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return run_lab(lab_command(root, start, no_browser=args.no_browser, extra=args.jupyter_args))
 
 
+@command("app")
+def cmd_app(args: argparse.Namespace) -> int:
+    """The workbench as a web page (Voilà over the same recon.ui views); the demo ledger when there is none."""
+    from recon.lab import launch_app
+
+    if args.db:
+        os.environ["RECON_DB"] = str(args.db)
+    return launch_app(no_browser=args.no_browser, extra=args.voila_args)
+
+
 def _known_user(args: argparse.Namespace) -> None:
     """Refuse an unknown ``--user`` before any command runs (a dry run too, and commands added later).
 
@@ -301,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", help="folder (default: the project's notebooks/)")
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, metavar="-- JUPYTERLAB-OPTIONS")
+
+    p = sub.add_parser("app", help="the workbench as a web page: clients, ledger, ERA batch, reports (Voila)")
+    p.add_argument("--db", default=None, help="ledger file (default $RECON_DB, else the demo ledger data/recon.duckdb)")
+    p.add_argument("--no-browser", action="store_true")
+    p.add_argument("voila_args", nargs=argparse.REMAINDER, metavar="-- VOILA-OPTIONS")
 
     _extra_commands(sub)
     return parser

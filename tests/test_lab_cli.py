@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from recon.cli import build_parser, main
+from recon.cli import main as recon_cli
 from recon.lab import INSTALL_HINT, descendants, lab_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,6 +150,15 @@ def test_without_voila_the_app_says_which_install_to_run(
     monkeypatch.setitem(sys.modules, "voila", None)
     assert lab_main(["app", "--no-browser"]) == 1
     assert INSTALL_HINT in capsys.readouterr().err
+    assert recon_cli(["app", "--no-browser"]) == 1
+    assert INSTALL_HINT in capsys.readouterr().err
+
+
+def test_recon_app_passes_options_after_a_double_dash_to_voila() -> None:
+    from recon.cli import build_parser
+
+    args = build_parser().parse_args(["app", "--db", "x.duckdb", "--no-browser", "--", "--port=8867"])
+    assert (args.command, args.db, args.no_browser, args.voila_args) == ("app", "x.duckdb", True, ["--", "--port=8867"])
 
 
 @pytest.mark.slow
@@ -157,10 +167,12 @@ def test_the_app_serves_the_workbench_and_stops_with_sigterm(db: Path, tmp_path:
     """Voila renders the page (the AnalystApp widget, no code); SIGTERM stops Voila and its kernel."""
     pytest.importorskip("voila")
     port = _free_port()
-    env = {**os.environ, "RECON_DB": str(db), "RECON_USER": "ana", "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    env = {**os.environ, "RECON_USER": "ana", "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
+    env.pop("RECON_DB", None)  # recon app --db names the ledger
     log_file = (tmp_path / "app.log").open("wb")
     app = subprocess.Popen(
-        [sys.executable, "-m", "recon.lab", "app", "--no-browser", "--", f"--port={port}", "--Voila.ip=127.0.0.1"],
+        [sys.executable, "-m", "recon.cli", "app", "--db", str(db), "--no-browser", "--", f"--port={port}",
+         "--Voila.ip=127.0.0.1"],
         cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
