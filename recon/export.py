@@ -55,7 +55,9 @@ def export_format(out: Path, fmt: str | None) -> str:
 def export_ledger(recon: Any, out: Path, fmt: str | None = None) -> list[Path]:
     """Write every export table; returns the files written."""
     kind = export_format(out, fmt)
-    tables = list(recon.tables_for_export())
+    from recon.reports import export_tables as report_tables
+
+    tables = [*recon.tables_for_export(), *report_tables(recon)]
     if kind == "xlsx":
         if out.suffix.lower() != ".xlsx":
             out = out.with_suffix(".xlsx")

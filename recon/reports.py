@@ -253,9 +253,7 @@ def overpayment_worklist_sql() -> str:
     """The worklist's ``overpayment`` items in the exceptions' shape.
 
     A credit balance is open while it stands; once worked down to nothing it stays
-    listed as ``refunded`` or ``applied`` (its last action), with who and why. An
-    overpaid invoice that the 835 posting already flagged as an open ``overpayment``
-    exception is listed once, as that exception (the actions accept its id too).
+    listed as ``refunded`` or ``applied`` (its last action), with who and why.
     Columns: exception_id, kind, status, remittance_id, trace_number, payer_id,
     claim_id, amount, reason, invoice_id, created_at, resolution, resolved_by,
     resolved_at, deposit_id.
@@ -285,9 +283,6 @@ def overpayment_worklist_sql() -> str:
            c.invoice_id, coalesce(c.created_at, a.created_at) AS created_at, a.reason AS resolution,
            a.user_id AS resolved_by, a.resolved_at, CAST(NULL AS VARCHAR) AS deposit_id
     FROM c LEFT JOIN acted a ON a.credit_id = c.exception_id
-    WHERE c.source <> 'invoice' OR c.responsibility <> 'insurance' OR NOT EXISTS (
-        SELECT 1 FROM exception_status e  -- the 835 posting flagged this one itself: listed once
-        WHERE e.kind = 'overpayment' AND e.status = 'open' AND e.invoice_id = c.invoice_id)
     UNION ALL
     SELECT a.credit_id, 'overpayment', CASE a.action WHEN 'refund' THEN 'refunded' ELSE 'applied' END, NULL, NULL,
            a.payer_id, NULL, a.amount, 'credit of ' || CAST(a.amount AS VARCHAR) || ' worked off', a.invoice_id,

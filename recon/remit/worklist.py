@@ -280,34 +280,10 @@ def _credit_item(recon: Any, credit_id: str) -> dict[str, Any]:
     cur = recon.execute(f"SELECT * FROM ({credit_items_sql()}) WHERE exception_id = ?", [credit_id])
     row = cur.fetchone()
     if row is None:
-        flagged = recon.one(  # an overpayment the 835 posting flagged names its invoice
-            "SELECT invoice_id FROM exceptions WHERE exception_id = ? AND kind = 'overpayment'", [credit_id]
-        )
-        if flagged and flagged[0]:
-            return _credit_item(recon, f"overpayment:{flagged[0]}")
         if recon.one("SELECT 1 FROM credit_actions WHERE credit_id = ? LIMIT 1", [credit_id]):
             raise PaymentRefused(f"{credit_id}: no credit stands there any more (it was refunded or applied)")
         raise NotFound(f"No credit balance {credit_id!r} in the worklist (see recon credits)")
     return dict(zip([d[0] for d in cur.description], row, strict=True))
-
-
-def _close_flagged(recon: Any, item: dict[str, Any], user_id: str, reason: str, stamp: Any) -> None:
-    """Close the open ``overpayment`` exceptions the 835 posting flagged on the invoice once no credit stands."""
-    from recon.reports import credit_items_sql
-
-    if item["source"] != "invoice" or item["responsibility"] != "insurance":
-        return
-    if recon.one(f"SELECT count(*) FROM ({credit_items_sql()}) WHERE exception_id = ?", [item["exception_id"]])[0]:
-        return
-    for (exception_id,) in recon.execute(
-        "SELECT exception_id FROM exception_status WHERE kind = 'overpayment' AND status = 'open' AND invoice_id = ?",
-        [item["invoice_id"]],
-    ).fetchall():
-        recon.execute(
-            'INSERT INTO exception_actions (action_id, exception_id, action, invoice_id, amount, reason, user_id, "at")'
-            " VALUES (nextval('entry_seq'), ?, 'closed', ?, ?, ?, ?, ?)",
-            [exception_id, item["invoice_id"], item["credit"], reason, user_id, stamp],
-        )
 
 
 def _credit_sources(recon: Any, item: dict[str, Any], payer: str | None) -> list[tuple[str, str | None, Decimal]]:
@@ -493,7 +469,6 @@ def refund_overpayment(
                 "from_payments": {p[0]: fmt(p[2]) for p in parts},
             },
         )
-        _close_flagged(recon, item, user.user_id, why, stamp)
     return rid
 
 
@@ -577,5 +552,4 @@ def apply_overpayment(
                 "from_payments": {p[0]: fmt(p[2]) for p in parts},
             },
         )
-        _close_flagged(recon, item, user.user_id, why, stamp)
     return [(p[0], p[2]) for p in parts]
