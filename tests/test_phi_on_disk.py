@@ -21,8 +21,11 @@ import pytest
 
 from recon.cli import main
 from recon.remit.generate import generate_835
+from recon.remit.stage import private_session
 from recon.services import Recon
 from tests.conftest import write_practice
+from tests.era.conftest import ERA_PRACTICE
+from tests.era.test_post_pipeline import test_pipelined_batch_equals_one_call_per_file as _batch_equals_per_file
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "correct horse battery staple"
@@ -173,3 +176,13 @@ def test_staging_left_by_a_killed_recon_is_removed_at_the_next_start(tmp_path: P
     assert done.returncode == 0, done.stderr
     assert [p.exists() for p in left] == [False, False]
     assert running.exists() and other.exists()
+
+
+def test_an_encrypted_batch_posts_exactly_as_one_call_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staged text travels in memory from the reader process and loads from in-memory files: the same ledger."""
+    monkeypatch.setenv("RECON_DB_KEY", KEY)
+    era_db = tmp_path / "era.duckdb"
+    assert main(["load", str(write_practice(tmp_path / "era_practice", ERA_PRACTICE)), "--db", str(era_db)]) == 0
+    with Recon.open(era_db) as recon:
+        assert private_session(recon.con)
+    _batch_equals_per_file(era_db, tmp_path, monkeypatch)
