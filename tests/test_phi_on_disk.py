@@ -157,10 +157,11 @@ def test_staging_left_by_a_killed_recon_is_removed_at_the_next_start(tmp_path: P
     temp = tmp_path / "tmp"
     temp.mkdir()
     dead = _dead_pid()
-    left = [temp / f"recon-stage-{dead}-abc", temp / f"recon-prepare-{dead}-def"]
+    left = [temp / f"recon-stage-{dead}-abc", temp / f"recon-prepare-{dead}-def", temp / f"recon-era-{dead}-jkl"]
     running = temp / f"recon-stage-{os.getpid()}-ghi"  # a posting still at work: left alone
     other = temp / "unrelated-folder"
-    for path in [*left, running, other]:
+    upload = temp / "recon-era-mno"  # an upload folder of a notebook opened before this version: left alone
+    for path in [*left, running, other, upload]:
         path.mkdir()
         (path / "1_s_claim.txt").write_bytes(b"1\x1f1\x1f1\x1fCLM\x1f1\x1f10\x1f10\x1f0\x1fP\x1f" + NAME + b"\x1f0\n")
     env = {k: v for k, v in os.environ.items() if k not in ("RECON_DB", "RECON_DB_KEY", "RECON_DB_WAIT")}
@@ -174,8 +175,8 @@ def test_staging_left_by_a_killed_recon_is_removed_at_the_next_start(tmp_path: P
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert [p.exists() for p in left] == [False, False]
-    assert running.exists() and other.exists()
+    assert [p.exists() for p in left] == [False, False, False]
+    assert running.exists() and other.exists() and upload.exists()
 
 
 def test_an_encrypted_batch_posts_exactly_as_one_call_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,8 +64,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-SCRATCH_PREFIXES = ("recon-stage-", "recon-prepare-")
-_OWNED = re.compile(r"^recon-(?:stage|prepare)-(\d+)-")
+SCRATCH_PREFIXES = ("recon-stage-", "recon-prepare-", "recon-era-")  # recon-era-PID-*: the ERA batch view's uploads
+_OWNED = re.compile(r"^recon-(?:stage|prepare|era)-(\d+)-")
 LEGACY_AGE = 3600.0
 """Seconds after which a scratch folder named without its owner (older recon) is taken as left behind."""
 
@@ -334,7 +334,9 @@ def remove_stale_scratch(root: str | None = None) -> list[str]:
             if owner is not None:
                 if _running(int(owner.group(1))):
                     continue
-            elif time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE:
+            elif entry.name.startswith("recon-era-") or (
+                time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE
+            ):  # an upload folder without its owner may belong to a notebook opened before this version
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)

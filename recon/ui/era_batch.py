@@ -48,6 +48,7 @@ Reason too. Each is an audited entry; the worklist and reconciliation follow at 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -106,7 +107,7 @@ class EraBatchView(w.VBox):
         page_size: int = 25,
     ) -> None:
         self.recon = recon
-        self._tmp = Path(tempfile.mkdtemp(prefix="recon-era-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"recon-era-{os.getpid()}-"))  # removed at the next start if killed
         self.local_files: list[Path] = [Path(f) for f in files]
         self.local_deposits: Path | None = Path(deposits) if deposits else None
         self.last_report: Any = None
