@@ -23,6 +23,7 @@ this process is used because the machine is shared: wall time depends on the loa
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import signal
@@ -53,6 +54,9 @@ SEPARATORS = [
     Separators("*", ">", None, "~"),
 ]
 TIMEOUT_S = 120
+MAX_TEXT = 6_000_000
+"""Largest mutant, in characters: the campaign's memory stays bounded (an early version
+repeated a segment holding a million-digit run 20,000 times and was killed for memory)."""
 LARGE = 256 * 1024
 SMALL = 16 * 1024
 """Below this a fixed cost per file (~0.5 ms) would dominate seconds per MB: such inputs
@@ -161,7 +165,8 @@ def mutate(base: Base, rng: random.Random) -> str:
         elif kind == 10:  # repeat one segment many times
             segs = text.split(term)
             i = rng.randrange(len(segs))
-            segs[i:i] = [segs[i]] * rng.choice((2, 10, 1000, 20_000))
+            reps = min(rng.choice((2, 10, 1000, 20_000)), MAX_TEXT // (len(segs[i]) + 1))
+            segs[i:i] = [segs[i]] * reps
             text = term.join(segs)
         elif kind == 11:  # swap two segments, or drop one
             segs = text.split(term)
@@ -193,6 +198,8 @@ def mutate(base: Base, rng: random.Random) -> str:
             if "\x00" in again:
                 again = again.replace("\x00", other.element).replace("\x01", other.segment)
             text = text + again
+        if len(text) > MAX_TEXT:  # repeated growth (a doubled file doubled again) stays bounded
+            text = text[:MAX_TEXT]
     return text
 
 
@@ -230,71 +237,119 @@ def run_one(path: Path, data: bytes) -> tuple[bool, float, float, str | None]:
     return ok, time.process_time() - cpu, time.perf_counter() - wall, problem
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=835)
-    parser.add_argument("--large-every", type=int, default=100, help="one ~2 MB base every N inputs")
-    args = parser.parse_args()
+@dataclass
+class Tally:
+    """What one worker found; tallies of several workers add up."""
 
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hang
+    inputs: int = 0
+    internal: int = 0
+    accepted: int = 0
+    total_mb: float = 0.0
+    cpu_total: float = 0.0
+    worst: tuple[float, float, int] = (0.0, 0.0, 0)  # s/MB, s, size (inputs >= SMALL)
+    worst_large: tuple[float, float, int] = (0.0, 0.0, 0)
+    slowest_small: tuple[float, int] = (0.0, 0)
+    slowest: tuple[float, int] = (0.0, 0)
 
+    def add(self, other: Tally) -> None:
+        self.inputs += other.inputs
+        self.internal += other.internal
+        self.accepted += other.accepted
+        self.total_mb += other.total_mb
+        self.cpu_total += other.cpu_total
+        self.worst = max(self.worst, other.worst)
+        self.worst_large = max(self.worst_large, other.worst_large)
+        self.slowest_small = max(self.slowest_small, other.slowest_small)
+        self.slowest = max(self.slowest, other.slowest)
+
+
+def on_alarm(signum: int, frame: object) -> None:
+    raise Hang
+
+
+def campaign(job: tuple[int, int, int, int]) -> Tally:
+    """One worker: ``inputs`` mutants from its own seed; progress every 10,000."""
+    worker, inputs, seed, large_every = job
     signal.signal(signal.SIGALRM, on_alarm)
-    rng = random.Random(args.seed)
+    rng = random.Random(seed * 1000 + worker)
     start = time.perf_counter()
+    tally = Tally()
     with tempfile.TemporaryDirectory(prefix="recon-fuzz-") as tmp:
         folder = Path(tmp)
         small, large = bases(folder, rng)
         path = folder / "mutant.835"
-        internal = accepted = 0
-        total_mb = cpu_total = 0.0
-        worst = (0.0, 0.0, 0)  # s/MB, s, size
-        worst_large = (0.0, 0.0, 0)
-        slowest = (0.0, 0)
-        slowest_small = (0.0, 0)
-        for k in range(1, args.inputs + 1):
-            base = rng.choice(large) if k % args.large_every == 0 else rng.choice(small)
+        for k in range(1, inputs + 1):
+            base = rng.choice(large) if k % large_every == 0 else rng.choice(small)
             text = mutate(base, rng)
             data = corrupt_bytes(text, rng) if rng.randrange(50) == 0 else text.encode("utf-8")
+            del text
             ok, cpu, _wall, problem = run_one(path, data)
             size = len(data)
             mb = max(size, 1) / 1e6
-            total_mb += mb
-            cpu_total += cpu
-            accepted += ok
+            tally.inputs += 1
+            tally.total_mb += mb
+            tally.cpu_total += cpu
+            tally.accepted += ok
             per_mb = cpu / mb
-            if size >= SMALL and per_mb > worst[0]:
-                worst = (per_mb, cpu, size)
-            if size >= LARGE and per_mb > worst_large[0]:
-                worst_large = (per_mb, cpu, size)
-            if size < SMALL and cpu > slowest_small[0]:
-                slowest_small = (cpu, size)
-            if cpu > slowest[0]:
-                slowest = (cpu, size)
+            if size >= SMALL:
+                tally.worst = max(tally.worst, (per_mb, cpu, size))
+            if size >= LARGE:
+                tally.worst_large = max(tally.worst_large, (per_mb, cpu, size))
+            if size < SMALL:
+                tally.slowest_small = max(tally.slowest_small, (cpu, size))
+            tally.slowest = max(tally.slowest, (cpu, size))
             if problem is not None:
-                internal += 1
+                tally.internal += 1
                 FAILURES.mkdir(parents=True, exist_ok=True)
-                saved = FAILURES / f"seed{args.seed}_{k}.835"
+                saved = FAILURES / f"seed{seed}_w{worker}_{k}.835"
                 saved.write_bytes(data)
-                print(f"input {k}: INTERNAL ERROR ({size:,} bytes, saved as {saved}):\n{problem}", flush=True)
+                print(
+                    f"worker {worker} input {k}: INTERNAL ERROR ({size:,} bytes, saved as {saved}):\n{problem}",
+                    flush=True,
+                )
             if k % 10_000 == 0:
-                print(f"  {k:,} inputs, {internal} internal errors, {time.perf_counter() - start:,.0f} s", flush=True)
+                print(
+                    f"  worker {worker}: {k:,} inputs, {tally.internal} internal errors, "
+                    f"{time.perf_counter() - start:,.0f} s",
+                    flush=True,
+                )
+    return tally
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=835)
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the inputs")
+    parser.add_argument("--large-every", type=int, default=100, help="one ~2 MB base every N inputs")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    shares = [args.inputs // args.workers + (w < args.inputs % args.workers) for w in range(args.workers)]
+    jobs = [(w, n, args.seed, args.large_every) for w, n in enumerate(shares)]
+    total = Tally()
+    if args.workers == 1:
+        total.add(campaign(jobs[0]))
+    else:
+        with multiprocessing.Pool(args.workers) as pool:
+            for tally in pool.imap_unordered(campaign, jobs):
+                total.add(tally)
     took = time.perf_counter() - start
-    print(f"inputs: {args.inputs:,} ({total_mb:,.1f} MB; {accepted:,} accepted, {args.inputs - accepted:,} rejected)")
-    print(f"internal errors: {internal}")
+    rejected = total.inputs - total.accepted
+    print(f"inputs: {total.inputs:,} ({total.total_mb:,.1f} MB; {total.accepted:,} accepted, {rejected:,} rejected)")
+    print(f"internal errors: {total.internal}")
+    worst, large = total.worst, total.worst_large
     print(
         f"slowest seconds per MB (CPU, inputs of 16 KB or more): {worst[0]:.3f} "
         f"({worst[1]:.4f} s for {worst[2]:,} bytes)"
     )
     print(
-        f"slowest seconds per MB (CPU, inputs of 256 KB or more): {worst_large[0]:.3f} "
-        f"({worst_large[1]:.3f} s for {worst_large[2]:,} bytes)"
+        f"slowest seconds per MB (CPU, inputs of 256 KB or more): {large[0]:.3f} "
+        f"({large[1]:.3f} s for {large[2]:,} bytes)"
     )
-    print(f"slowest input under 16 KB (CPU): {slowest_small[0]:.4f} s for {slowest_small[1]:,} bytes")
-    print(f"slowest input (CPU): {slowest[0]:.3f} s for {slowest[1]:,} bytes")
+    print(f"slowest input under 16 KB (CPU): {total.slowest_small[0]:.4f} s for {total.slowest_small[1]:,} bytes")
+    print(f"slowest input (CPU): {total.slowest[0]:.3f} s for {total.slowest[1]:,} bytes")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"total: {cpu_total:,.0f} s CPU, {took:,.0f} s wall; load average {load}")
+    print(f"total: {total.cpu_total:,.0f} s CPU in {args.workers} process(es), {took:,.0f} s wall; load average {load}")
 
 
 if __name__ == "__main__":
