@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from recon.errors import InputError, ReconError
+from recon.errors import InputError, OtherPayersInvoice, ReconError
 from recon.model import InvoicePick, PaymentMethod, PaymentRequest
 from recon.money import fmt, parse_amount
 from recon.output import FORMATS, Rows, render
@@ -99,6 +99,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
         notes=args.notes,
         received_on=args.date,
         idempotency_key=args.key,
+        confirm_other_payer=args.confirm_other_payer,
     )
     with _open(args) as recon:
         if method is PaymentMethod.INSURANCE_CARD:
@@ -106,7 +107,10 @@ def cmd_pay(args: argparse.Namespace) -> int:
 
             receipt = charge_card_payment(recon, request, args.user, token=args.payment_method_token)
         else:
-            receipt = recon.record_payment(request, args.user)
+            try:
+                receipt = recon.record_payment(request, args.user)
+            except OtherPayersInvoice as exc:
+                raise OtherPayersInvoice(f"{exc} (--confirm-other-payer)") from None
     if receipt.replayed:  # its only warning says the same
         print(f"Already recorded as payment {receipt.payment_id}; nothing new was recorded")
         return 0
@@ -116,6 +120,9 @@ def cmd_pay(args: argparse.Namespace) -> int:
     print(f"Recorded payment {receipt.payment_id}: {fmt(receipt.amount)} ({method.label}); applied {applied}")
     if receipt.unapplied:
         print(f"Unapplied credit on this payment: {fmt(receipt.unapplied)}")
+    for invoice_id, meets in receipt.meets:
+        if meets:
+            print(f"  {invoice_id}: meets {meets}")
     return 0
 
 
@@ -287,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date_arg, help="date received (default today)")
     p.add_argument("--key", help="idempotency key: a replay with the same key records nothing new")
     p.add_argument("--payment-method-token", help="card token from the processor's tokenizer (insurance-card)")
+    p.add_argument(
+        "--confirm-other-payer",
+        action="store_true",
+        help="record on a ticked invoice whose Ins Amt Due is owed by another payer (refused without it)",
+    )
 
     p = with_db(sub.add_parser("void", help="void a payment by a reversing entry"))
     p.add_argument("payment_id")

@@ -60,6 +60,10 @@ class PaymentRefused(ReconError):
     """A payment that breaks a ledger rule (amount above the open due, wrong payer, ...)."""
 
 
+class OtherPayersInvoice(PaymentRefused):
+    """A ticked invoice's Ins Amt Due is owed by another payer: recorded only when the analyst confirms."""
+
+
 class IdempotencyConflict(ReconError):
     """The same idempotency key (or remittance trace) was used with different content."""
 

@@ -159,6 +159,9 @@ class PaymentRequest:
     notes: str | None = None
     received_on: date | None = None
     idempotency_key: str | None = None
+    # The analyst saw that a ticked invoice's Ins Amt Due is owed by another payer and
+    # confirmed that this payer paid it (see recon.rules.allocation.responsibility).
+    confirm_other_payer: bool = False
 
     def __post_init__(self) -> None:
         """Refuse amounts that are not exact two-place money, naming the field (see :func:`_exact`)."""
@@ -194,3 +197,4 @@ class PaymentReceipt:
     warnings: tuple[str, ...] = ()
     replayed: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    meets: tuple[tuple[str, str], ...] = ()  # per invoice: whose responsibility the money meets

@@ -291,20 +291,29 @@ class Recon:
         return self.frame(queries.payments_sql("client_id = $1"), [client_id])
 
     def open_invoices(self, client_id: str) -> list[OpenInvoice]:
-        """Every invoice of the client with its open Ins Amt Due (what the planner needs)."""
-        return [OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open) for r in self.ledger_rows(client_id)]
+        """Every invoice of the client with its open Ins Amt Due and the payer it is owed by."""
+        due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
+        return [
+            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
+            for r in self.ledger_rows(client_id)
+        ]
+
+    def _plan(self, client: Client, policy: Policy, request: PaymentRequest) -> Plan:
+        return plan_insurance_payment(
+            self.open_invoices(client.client_id),
+            policy.payer_id,
+            amount=request.amount,
+            picks=request.picks,
+            chain=[p.payer_id for p in client.policies],
+            confirm_other_payer=request.confirm_other_payer,
+        )
 
     # --------------------------------------------------------------- payments
     def plan_payment(self, request: PaymentRequest) -> Plan:
         """The allocation Record Payment would make now (what the form previews)."""
         client = self.client(request.client_id)
         policy = self.resolve_payer(client, request.payer)
-        return plan_insurance_payment(
-            self.open_invoices(client.client_id),
-            policy.payer_id,
-            amount=request.amount,
-            picks=request.picks,
-        )
+        return self._plan(client, policy, request)
 
     def record_payment(
         self,
@@ -339,12 +348,7 @@ class Recon:
                     return replay
             client = self.client(request.client_id)
             policy = self.resolve_payer(client, request.payer)
-            plan = plan_insurance_payment(
-                self.open_invoices(client.client_id),
-                policy.payer_id,
-                amount=request.amount,
-                picks=request.picks,
-            )
+            plan = self._plan(client, policy, request)
             if expected_plan is not None and plan != expected_plan:
                 raise PaymentRefused(
                     "The ledger changed since this payment was previewed; review the preview and record again"
@@ -394,6 +398,8 @@ class Recon:
                     "method": request.method.value,
                     "amount": fmt(plan.total),
                     "allocations": {a.invoice_id: fmt(a.amount) for a in plan.allocations},
+                    "meets": {a.invoice_id: a.meets for a in plan.allocations},
+                    "confirmed_other_payer": request.confirm_other_payer,
                     "unapplied": fmt(plan.unapplied),
                     "payment_number": request.payment_number,
                     "idempotency_key": request.idempotency_key,
@@ -408,6 +414,7 @@ class Recon:
             unapplied=plan.unapplied,
             allocations=tuple((a.invoice_id, a.amount) for a in plan.allocations),
             warnings=tuple(warnings),
+            meets=tuple((a.invoice_id, a.meets) for a in plan.allocations),
         )
 
     def next_payment_id(self) -> str:
@@ -552,4 +559,6 @@ def _request_hash(request: PaymentRequest) -> str:
         "notes": request.notes or None,
         "received_on": request.received_on.isoformat() if request.received_on else None,
     }
+    if request.confirm_other_payer:  # only when set, so earlier keys keep their hashes
+        content["confirm_other_payer"] = True
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

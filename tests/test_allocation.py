@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recon.errors import PaymentRefused
+from recon.errors import OtherPayersInvoice, PaymentRefused
 from recon.model import InvoicePick
 from recon.rules.allocation import OpenInvoice, plan_insurance_payment
 
@@ -40,7 +40,7 @@ def test_lump_sum_properties(invs: list[OpenInvoice], amount: Decimal) -> None:
     assert plan.unapplied >= 0
     for a in plan.allocations:
         inv = by_id[a.invoice_id]
-        assert inv.payer_id == "AET"
+        assert inv.owed_by == "AET"
         assert Decimal("0") < a.amount <= inv.ins_open
     # oldest first: every allocation but the last pays its invoice in full
     keys = [(by_id[a.invoice_id].service_date, a.invoice_id) for a in plan.allocations]
@@ -67,7 +67,8 @@ def test_picks_properties(invs: list[OpenInvoice], data: st.DataObject) -> None:
         )
         picks.append(InvoicePick(inv.invoice_id, amount))
     extra = data.draw(cents)
-    plan = plan_insurance_payment(invs, "AET", picks=picks)
+    # AET is the client's secondary: on BCBS's invoices it meets the part due from it
+    plan = plan_insurance_payment(invs, "AET", picks=picks, chain=("BCBS", "AET"))
     assert plan.unapplied == 0 and plan.total == plan.applied
     for pick, alloc in zip(picks, plan.allocations, strict=True):
         assert alloc.invoice_id == pick.invoice_id
@@ -77,7 +78,9 @@ def test_picks_properties(invs: list[OpenInvoice], data: st.DataObject) -> None:
             else next(i.ins_open for i in invs if i.invoice_id == pick.invoice_id)
         )
     bigger = (
-        plan_insurance_payment(invs, "AET", picks=picks, amount=plan.total + extra) if plan.total + extra > 0 else plan
+        plan_insurance_payment(invs, "AET", picks=picks, amount=plan.total + extra, chain=("BCBS", "AET"))
+        if plan.total + extra > 0
+        else plan
     )
     assert bigger.allocations == plan.allocations and bigger.unapplied == extra
 
@@ -91,3 +94,45 @@ def test_partial_above_open_is_refused() -> None:
 def test_nothing_entered_is_refused() -> None:
     with pytest.raises(PaymentRefused, match="Enter a Total Amount or tick"):
         plan_insurance_payment([], "AET")
+
+
+def _inv(invoice_id: str, payer: str, due_from: str | None = None, open_: str = "100.00") -> OpenInvoice:
+    return OpenInvoice(invoice_id, date(2026, 1, 1), payer, Decimal(open_), due_from)
+
+
+def test_a_secondary_on_the_primarys_invoice_meets_the_part_due_from_it() -> None:
+    plan = plan_insurance_payment([_inv("I1", "UHC")], "AET", picks=[InvoicePick("I1")], chain=("UHC", "AET"))
+    (alloc,) = plan.allocations
+    assert alloc.amount == Decimal("100.00")
+    assert alloc.meets == "the part due from AET, after UHC (coordination of benefits)"
+
+
+def test_the_payer_an_invoice_waits_on_meets_its_own_part() -> None:
+    # UHC adjudicated; the rest waits on AET
+    plan = plan_insurance_payment([_inv("I1", "UHC", "AET")], "AET", picks=[InvoicePick("I1")], chain=("UHC", "AET"))
+    assert plan.allocations[0].meets == "the Ins Amt Due from AET"
+
+
+@pytest.mark.parametrize(
+    "invoice, payer",
+    [
+        (_inv("I1", "AET"), "UHC"),  # the primary on an invoice billed to the secondary
+        (_inv("I1", "UHC", "AET"), "UHC"),  # the primary again, after its adjudication moved the rest to AET
+        (_inv("I1", "BCBS"), "UHC"),  # a payer outside the invoice's chain
+    ],
+)
+def test_money_on_another_payers_invoice_needs_confirmation(invoice: OpenInvoice, payer: str) -> None:
+    with pytest.raises(OtherPayersInvoice, match=rf"Invoice I1: its open Ins Amt Due is owed by \w+, not {payer}"):
+        plan_insurance_payment([invoice], payer, picks=[InvoicePick("I1", Decimal("10.00"))], chain=("UHC", "AET"))
+    plan = plan_insurance_payment(
+        [invoice], payer, picks=[InvoicePick("I1", Decimal("10.00"))], chain=("UHC", "AET"), confirm_other_payer=True
+    )
+    assert plan.allocations[0].amount == Decimal("10.00")
+    assert plan.allocations[0].meets.endswith("(confirmed by the analyst)")
+
+
+def test_a_lump_sum_goes_to_the_invoices_owed_by_the_payer() -> None:
+    invs = [_inv("I1", "UHC"), _inv("I2", "UHC", "AET", "30.00"), _inv("I3", "AET", None, "20.00")]
+    plan = plan_insurance_payment(invs, "AET", amount=Decimal("60.00"), chain=("UHC", "AET"))
+    assert [(a.invoice_id, a.amount) for a in plan.allocations] == [("I2", Decimal("30.00")), ("I3", Decimal("20.00"))]
+    assert plan.unapplied == Decimal("10.00")

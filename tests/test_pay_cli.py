@@ -126,6 +126,33 @@ def test_payer_not_on_client_refused(cli: Callable[..., Run], db: Path) -> None:
     assert payments(cli, db) == []
 
 
+def test_whose_responsibility_a_ticked_invoice_meets(cli: Callable[..., Run], db: Path) -> None:
+    """C1: AET primary, BCBS secondary. I1 is billed to AET, I4 to BCBS."""
+    # the secondary on the primary's invoice meets the part due from it, and says so
+    run = pay(cli, db, "--invoice", "I1=50", payer="BCBS")
+    assert run.code == 0, run.err
+    assert "I1: meets the part due from BCBS, after AET (coordination of benefits)" in run.out
+    # the primary on the secondary's invoice is refused, nothing written...
+    run = pay(cli, db, "--invoice", "I4=40", payer="AET")
+    assert run.code == 1 and "Invoice I4: its open Ins Amt Due is owed by BCBS, not AET" in run.err
+    assert ledger(cli, db)["I4"]["ins_amt_paid"] == "0.00" and len(payments(cli, db)) == 1
+    # ...unless the analyst confirms it; the audit keeps that they did
+    run = pay(cli, db, "--invoice", "I4=40", "--confirm-other-payer", payer="AET")
+    assert run.code == 0, run.err
+    assert "I4: meets an invoice whose Ins Amt Due is owed by BCBS, not AET (confirmed by the analyst)" in run.out
+    assert ledger(cli, db)["I4"]["ins_amt_paid"] == "40.00"
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (detail,) = con.execute(
+            "SELECT detail FROM audit_log WHERE action = 'record_payment' ORDER BY audit_id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    assert '"confirmed_other_payer": true' in detail
+
+
 def test_unknown_user_and_client(cli: Callable[..., Run], db: Path) -> None:
     run = cli("pay", "C1", "--db", db, "--user", "zed", "--payer", "AET", "--method", "insurance", "--amount", "5")
     assert run.code == 1 and "No user 'zed'" in run.err

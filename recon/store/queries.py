@@ -153,3 +153,24 @@ def waiting_on_sql() -> str:
     ORDER BY CASE lower(p.priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3 ELSE 9 END
     LIMIT 1
     """
+
+
+def due_from_sql() -> str:
+    """For client ``$1``: each invoice whose open insurance balance waits on a payer other than the
+    one billed, i.e. the next policy in the client's chain after the last standing adjudication
+    (the set-based form of :func:`waiting_on_sql`, for planning a manual payment)."""
+    return """
+    WITH rank AS (
+        SELECT payer_id,
+               CASE lower(priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3
+                    ELSE 9 END AS r
+        FROM client_insurance WHERE client_id = $1),
+    last AS (
+        SELECT a.invoice_id, max(a.priority) AS priority FROM adjudications a
+        WHERE a.client_id = $1 AND a.priority > 0
+          AND a.claim_posting_id NOT IN (SELECT original FROM adjudication_reversals)
+        GROUP BY a.invoice_id)
+    SELECT last.invoice_id, arg_min(rank.payer_id, rank.r) AS payer_id
+    FROM last JOIN rank ON rank.r > last.priority
+    GROUP BY last.invoice_id
+    """

@@ -41,7 +41,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from recon.errors import InputError, PaymentRefused, ReconError
+from recon.errors import InputError, OtherPayersInvoice, PaymentRefused, ReconError
 from recon.model import InvoicePick, PaymentMethod, PaymentReceipt, PaymentRequest
 from recon.money import ZERO, fmt, parse_amount, total
 from recon.rules.allocation import Plan
@@ -183,6 +183,15 @@ class InsurancePaymentForm(w.VBox):
         self.selection.add_class("recon-selection")
         self.preview = w.HTML()
         self.preview.add_class("recon-preview")
+        # Shown only when a ticked invoice is owed by another payer: recording there is
+        # the analyst's explicit decision, never a silent default.
+        self.confirm_other_payer = w.Checkbox(
+            value=False,
+            description="Yes, this insurer paid invoices owed by another payer: record it there",
+            indent=False,
+            layout=w.Layout(display="none", width="auto"),
+        )
+        self.confirm_other_payer.add_class("recon-confirm-other-payer")
         methods = [*RECORDED_METHODS, *((PaymentMethod.INSURANCE_CARD,) if enrolled else ())]
         self.method = w.Dropdown(
             options=[(m.label, m) for m in methods],
@@ -238,6 +247,7 @@ class InsurancePaymentForm(w.VBox):
                 self.pager,
                 self.selection,
                 self.preview,
+                self.confirm_other_payer,
                 self.method,
                 self.insurance,
                 self.payment_number,
@@ -266,6 +276,7 @@ class InsurancePaymentForm(w.VBox):
         self.total.observe(self._on_total, "value")
         self.method.observe(self._on_method, "value")
         self.insurance.observe(lambda _c: self._edited(preview=True), "value")
+        self.confirm_other_payer.observe(lambda _c: self._edited(preview=True), "value")
         self.payment_number.observe(lambda _c: self._edited(), "value")
         self.notes.observe(lambda _c: self._edited(), "value")
         self.user_picker.observe(lambda _c: self._edited(), "value")
@@ -534,33 +545,49 @@ class InsurancePaymentForm(w.VBox):
             inputs = self._plan_inputs()
             payer, amount, picks = inputs
             plan = self.recon.plan_payment(
-                PaymentRequest(self.client_id, payer, PaymentMethod.INSURANCE, amount=amount, picks=picks)
+                PaymentRequest(
+                    self.client_id,
+                    payer,
+                    PaymentMethod.INSURANCE,
+                    amount=amount,
+                    picks=picks,
+                    confirm_other_payer=self.confirm_other_payer.value,
+                )
             )
         except Exception as exc:  # one line in the preview; bugs are logged
+            self._offer_confirmation(isinstance(exc, OtherPayersInvoice))
             text = shown_error(exc)
             self.preview.value = message_html("error", text)
             self._set_invalid(text, self._field_of(exc) if isinstance(exc, ReconError) else None)
             return None
-        self._previewed = (inputs, plan)
+        self._offer_confirmation(any("confirmed by the analyst" in a.meets for a in plan.allocations))
+        self._previewed = ((*inputs, self.confirm_other_payer.value), plan)
         self.preview.value = self._plan_html(plan, lump=not picks)
         self._set_invalid(None)
         return plan
+
+    def _offer_confirmation(self, needed: bool) -> None:
+        """Show the other-payer confirmation while it matters; untick it when it no longer does."""
+        if not needed and self.confirm_other_payer.value:
+            self._set_quietly(self.confirm_other_payer, False)
+        self.confirm_other_payer.layout.display = "" if needed else "none"
 
     def _plan_html(self, plan: Plan, lump: bool) -> str:
         rows = {r.invoice_id: r for r in self._open}
         shown = plan.allocations[:_PREVIEW_ROWS]
         table = html_table(
-            ["Invoice", "Date", "Open Ins Amt Due", "Payment"],
+            ["Invoice", "Date", "Open Ins Amt Due", "Payment", "Meets"],
             [
                 (
                     a.invoice_id,
                     rows[a.invoice_id].service_date if a.invoice_id in rows else "",
                     rows[a.invoice_id].ins_open if a.invoice_id in rows else "",
                     a.amount,
+                    a.meets,
                 )
                 for a in shown
             ],
-            numeric=[False, False, True, True],
+            numeric=[False, False, True, True, False],
         )
         more = len(plan.allocations) - len(shown)
         title = "Preview — applied oldest service first" if lump else "Preview"
@@ -600,6 +627,7 @@ class InsurancePaymentForm(w.VBox):
             payment_number=self.payment_number.value.strip() or None,
             notes=self.notes.value.strip() or None,
             idempotency_key=self.key,
+            confirm_other_payer=self.confirm_other_payer.value,
         )
 
     def set_busy(self, busy: bool) -> None:
@@ -630,7 +658,7 @@ class InsurancePaymentForm(w.VBox):
     def _record_or_charge(self) -> PaymentReceipt | None:
         user_id = self.user_picker.require()
         request = self.request()
-        inputs = (request.payer, request.amount, request.picks)
+        inputs = (request.payer, request.amount, request.picks, request.confirm_other_payer)
         if self._previewed is not None and self._previewed[0] == inputs:
             plan = self._previewed[1]
         else:
@@ -697,6 +725,8 @@ class InsurancePaymentForm(w.VBox):
             self.total.value = ""
             self.payment_number.value = ""
             self.notes.value = ""
+            self.confirm_other_payer.value = False
+            self.confirm_other_payer.layout.display = "none"
             self._load_invoices()
         finally:
             self._syncing = False

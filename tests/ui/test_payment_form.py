@@ -470,3 +470,30 @@ def test_button_label_per_processor(make_form: Form, processor: str, labels: tup
 
 def test_not_enrolled_reads_record_payment(make_form: Form) -> None:
     assert make_form().record_button.description == RECORD
+
+
+def test_an_invoice_owed_by_another_payer_needs_a_confirmation_the_analyst_sees(
+    recon: Recon, make_form: Form
+) -> None:
+    """I4 is billed to Blue Cross (C1's secondary); the form's Insurance is Aetna (primary)."""
+    form = make_form()
+    fill(form)
+    confirm = form.confirm_other_payer
+    assert confirm.layout.display == "none"
+    form.payment_field("I4").value = "40.00"
+    assert "its open Ins Amt Due is owed by BCBS, not AET" in form.preview.value
+    assert confirm.layout.display != "none" and form.record_button.disabled
+    assert invalid_fields(form) == ["I4"]
+    confirm.value = True
+    assert "(confirmed by the analyst)" in form.preview.value and not form.record_button.disabled
+    form.record_button.click()
+    assert ins_paid(recon)["I4"] == Decimal("40.00") and payment_count(recon) == 1
+    assert confirm.value is False and confirm.layout.display == "none"  # the next payment asks again
+
+
+def test_the_preview_says_whose_part_a_secondary_meets(make_form: Form) -> None:
+    form = make_form()
+    form.insurance.value = "BCBS"
+    form.payment_field("I1").value = "25.00"
+    assert "the part due from BCBS, after AET (coordination of benefits)" in form.preview.value
+    assert form.confirm_other_payer.layout.display == "none"
