@@ -41,6 +41,9 @@ def register(sub: Any) -> dict[str, Command]:
     from recon.remit import credits_cli
 
     commands.update(credits_cli.register(sub))
+    from recon.remit import worklist_cli
+
+    commands.update(worklist_cli.register(sub))
     try:
         from recon.remit.deposits import register_deposits
     except ImportError:  # pragma: no cover - the bank side is optional
