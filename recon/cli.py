@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recon.errors import InputError, OtherPayersInvoice, ReconError
-from recon.model import InvoicePick, PaymentMethod, PaymentRequest
+from recon.model import EobEntry, InvoicePick, PaymentMethod, PaymentRequest
 from recon.money import fmt, parse_amount
 from recon.output import FORMATS, Rows, render
 from recon.store import queries
@@ -54,6 +54,50 @@ def _pick(text: str) -> InvoicePick:
     if not sep:
         return InvoicePick(invoice_id.strip())
     return InvoicePick(invoice_id.strip(), parse_amount(amount, f"--invoice {invoice_id.strip()}"))
+
+
+_EOB_KINDS = {
+    "allowed": "allowed",
+    "deductible": "deductible",
+    "coinsurance": "coinsurance",
+    "copay": "copay",
+    "co-pay": "copay",
+}
+
+
+def _eob(text: str) -> EobEntry:
+    """``--eob INVOICE:allowed=80,co45=20,deductible=10,coinsurance=5,copay=0`` (a paper EOB's line).
+
+    Keys: allowed, deductible (PR-1), coinsurance (PR-2), copay (PR-3), and payer adjustments
+    by code (``co45`` or ``CO-45``; see recon.rules.eob.ADJUSTMENT_CODES). Each key at most once.
+    """
+    invoice_id, sep, rest = text.partition(":")
+    invoice_id = invoice_id.strip()
+    expected = "expected INVOICE:key=AMOUNT,... e.g. I1:allowed=80,co45=20,deductible=10,coinsurance=5,copay=0"
+    if not invoice_id or not sep or not rest.strip():
+        raise InputError(f"--eob: {text!r} is not valid; {expected}")
+    fields: dict[str, Any] = {}
+    adjustments: list[tuple[str, Any]] = []
+    for item in rest.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if not eq or not key:
+            raise InputError(f"--eob {invoice_id}: {item.strip()!r} is not valid; {expected}")
+        label = f"--eob {invoice_id} {key}"
+        if key in _EOB_KINDS:
+            name = _EOB_KINDS[key]
+            if name in fields:
+                raise InputError(f"--eob {invoice_id}: {key} is given twice")
+            fields[name] = parse_amount(value, label)
+            continue
+        group, reason = key[:2].upper(), key[2:].lstrip("-").upper()
+        if group not in ("CO", "OA", "PI", "CR") or not reason.isalnum():
+            raise InputError(
+                f"--eob {invoice_id}: unknown key {key!r}; expected allowed, deductible, coinsurance, copay "
+                "or an adjustment code such as co45"
+            )
+        adjustments.append((f"{group}-{reason}", parse_amount(value, label)))
+    return EobEntry(invoice_id, adjustments=tuple(adjustments), **fields)
 
 
 # ------------------------------------------------------------------ commands
@@ -100,6 +144,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
         received_on=args.date,
         idempotency_key=args.key,
         confirm_other_payer=args.confirm_other_payer,
+        eob=tuple(_eob(e) for e in args.eob or ()),
     )
     with _open(args) as recon:
         if method is PaymentMethod.INSURANCE_CARD:
@@ -123,6 +168,8 @@ def cmd_pay(args: argparse.Namespace) -> int:
     for invoice_id, meets in receipt.meets:
         if meets:
             print(f"  {invoice_id}: meets {meets}")
+    for line in receipt.eob:
+        print(f"  EOB {line}")
     return 0
 
 
@@ -298,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--confirm-other-payer",
         action="store_true",
         help="record on a ticked invoice whose Ins Amt Due is owed by another payer (refused without it)",
+    )
+    p.add_argument(
+        "--eob",
+        action="append",
+        metavar="INVOICE:KEY=AMOUNT,...",
+        help="a paper EOB's details for one invoice, recorded as a manual adjudication; keys: allowed, "
+        "deductible (PR-1), coinsurance (PR-2), copay (PR-3) and adjustments by code (co45, co253, co97, "
+        "oa23, ...), e.g. I1:allowed=80,co45=20,deductible=10,coinsurance=5,copay=0; repeatable",
     )
 
     p = with_db(sub.add_parser("void", help="void a payment by a reversing entry"))

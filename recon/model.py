@@ -147,6 +147,46 @@ class InvoicePick:
 
 
 @dataclass(frozen=True, slots=True)
+class EobEntry:
+    """What a paper EOB says about one invoice, typed by the analyst (a manual adjudication).
+
+    ``allowed`` (optional) is the payer's allowed amount: it must equal paid + patient
+    responsibility. ``adjustments`` are the payer's (code, amount) adjustments, e.g.
+    ``(("CO-45", Decimal("20.00")),)``; patient responsibility comes by kind: deductible
+    (PR-1), coinsurance (PR-2) and co-pay (PR-3). See :mod:`recon.rules.eob`.
+    """
+
+    invoice_id: str
+    allowed: Decimal | None = None
+    adjustments: tuple[tuple[str, Decimal], ...] = ()
+    deductible: Decimal = Decimal("0.00")
+    coinsurance: Decimal = Decimal("0.00")
+    copay: Decimal = Decimal("0.00")
+
+    def __post_init__(self) -> None:
+        """Exact two-place money in every field (a refusal names the invoice and the field)."""
+        inv = self.invoice_id
+        object.__setattr__(self, "allowed", _exact(self.allowed, f"Allowed on invoice {inv}"))
+        for name, label in (("deductible", "Deductible"), ("coinsurance", "Coinsurance"), ("copay", "Co-pay")):
+            value = _exact(getattr(self, name), f"{label} on invoice {inv}")
+            object.__setattr__(self, name, Decimal("0.00") if value is None else value)
+        adjustments = []
+        for code, amount in self.adjustments:
+            norm = str(code).strip().upper().replace(" ", "")
+            value = _exact(amount, f"{norm} adjustment on invoice {inv}")
+            adjustments.append((norm, Decimal("0.00") if value is None else value))
+        object.__setattr__(self, "adjustments", tuple(adjustments))
+
+    @property
+    def patient_resp(self) -> Decimal:
+        return self.deductible + self.coinsurance + self.copay
+
+    @property
+    def adjusted(self) -> Decimal:
+        return sum((a for _, a in self.adjustments), Decimal("0.00"))
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentRequest:
     """What the analyst entered on the Insurance Payment form (or the CLI), as given."""
 
@@ -162,6 +202,8 @@ class PaymentRequest:
     # The analyst saw that a ticked invoice's Ins Amt Due is owed by another payer and
     # confirmed that this payer paid it (see recon.rules.allocation.responsibility).
     confirm_other_payer: bool = False
+    # A paper EOB's per-invoice details, recorded as a manual adjudication (recon.rules.eob).
+    eob: tuple[EobEntry, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse amounts that are not exact two-place money, naming the field (see :func:`_exact`)."""
@@ -173,6 +215,13 @@ class PaymentRequest:
 
                 raise InputError(f"Invoice picks: {pick!r} is not an InvoicePick(invoice_id, amount)")
         object.__setattr__(self, "picks", picks)
+        eob = tuple(self.eob)
+        for entry in eob:
+            if not isinstance(entry, EobEntry):
+                from recon.errors import InputError
+
+                raise InputError(f"EOB details: {entry!r} is not an EobEntry(invoice_id, ...)")
+        object.__setattr__(self, "eob", eob)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +247,4 @@ class PaymentReceipt:
     replayed: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     meets: tuple[tuple[str, str], ...] = ()  # per invoice: whose responsibility the money meets
+    eob: tuple[str, ...] = ()  # per invoice of a paper EOB: the manual adjudication and the dues it left

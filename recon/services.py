@@ -33,6 +33,7 @@ from recon.model import (
 from recon.money import ZERO, fmt
 from recon.output import Rows
 from recon.rules.allocation import OpenInvoice, Plan, plan_insurance_payment
+from recon.rules.eob import Adjudicated, EobInvoice, EobPlan, plan_eob
 from recon.rules.permissions import parse_permissions, require_billing
 from recon.store import db, queries
 from recon.store.sql import bind
@@ -308,7 +309,127 @@ class Recon:
             confirm_other_payer=request.confirm_other_payer,
         )
 
+    def _plan_eob(self, client: Client, policy: Policy, request: PaymentRequest, plan: Plan) -> EobPlan | None:
+        """The manual adjudication the request's paper EOB details make (None without any), see recon.rules.eob."""
+        if not request.eob:
+            return None
+        from recon.remit.post import write_off_codes
+
+        cid = client.client_id
+        invoices = {
+            r.invoice_id: EobInvoice(r.invoice_id, r.fee, r.client_amt_due, r.ins_amt_due)
+            for r in self.ledger_rows(cid)
+        }
+        standing: dict[str, list[Adjudicated]] = {}
+        for r in self._rows(
+            """SELECT invoice_id, claim_posting_id, any_value(payer_id), any_value(priority), any_value(status),
+                      sum(patient_resp)
+               FROM adjudications
+               WHERE client_id = ? AND priority > 0
+                 AND claim_posting_id NOT IN (SELECT original FROM adjudication_reversals)
+               GROUP BY 1, 2 ORDER BY 1, 2""",
+            [cid],
+        ):
+            standing.setdefault(r[0], []).append(Adjudicated(*r))
+        billed: dict[str, list[int]] = {}
+        for inv, prio in self._rows(
+            "SELECT b.invoice_id, b.priority FROM billing_decisions b JOIN invoices i USING (invoice_id) "
+            "WHERE i.client_id = ?",
+            [cid],
+        ):
+            billed.setdefault(inv, []).append(prio)
+        ranks = {p.payer_id: _rank(p.priority) for p in client.policies}
+        return plan_eob(
+            request.eob,
+            payer_id=policy.payer_id,
+            priority=_rank(policy.priority),
+            invoices=invoices,
+            paid={a.invoice_id: a.amount for a in plan.allocations},
+            standing=standing,
+            ranks=ranks,
+            billed=billed,
+            write_off=write_off_codes(),
+        )
+
+    def _write_eob(self, eob: EobPlan, pid: str, client_id: str, user_id: str, stamp: datetime) -> None:
+        """Record a paper EOB as manual adjudications (see 30_manual_adjudications.sql): one per invoice,
+        its adjustments (CO in the auto write-off set count as Ins Adjusted; PR by kind), and the amounts
+        due derived from the standing adjudications exactly as an 835 posting derives them."""
+        from recon.remit.match import MANUAL_REASON, derive_dues
+
+        for line in eob.lines:
+            cpid = self.execute(f"SELECT nextval('entry_seq') - {MANUAL_ID_OFFSET}").fetchone()[0]
+            self.execute(
+                """INSERT INTO adjudications (claim_posting_id, line_no, invoice_id, client_id, remittance_id,
+                       payer_id, priority, status, payer_control, charge, paid, patient_resp, written_off,
+                       other_adj, created_at)
+                   VALUES (?, 0, ?, ?, NULL, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)""",
+                [
+                    cpid,
+                    line.invoice_id,
+                    client_id,
+                    eob.payer_id,
+                    eob.priority,
+                    eob.status,
+                    line.charge,
+                    line.paid,
+                    line.patient_resp,
+                    line.written_off,
+                    line.other_adj,
+                    stamp,
+                ],
+            )
+            kinds = dict(line.patient)
+            self.execute(
+                "INSERT INTO manual_adjudications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    cpid,
+                    pid,
+                    line.invoice_id,
+                    line.allowed,
+                    kinds.get("PR-1", ZERO),
+                    kinds.get("PR-2", ZERO),
+                    kinds.get("PR-3", ZERO),
+                    ";".join(f"{c}={fmt(a)}" for c, a, _ in line.adjustments) or None,
+                    user_id,
+                    stamp,
+                ],
+            )
+            cas = [(c, a, w) for c, a, w in line.adjustments] + [(c, a, False) for c, a in line.patient]
+            for code, amount, written_off in cas:
+                if amount == ZERO:
+                    continue
+                group, reason = code.split("-", 1)
+                self.execute(
+                    "INSERT INTO adjustments VALUES (nextval('entry_seq'), ?, ?, ?, NULL, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                    [line.invoice_id, client_id, pid, group, reason, amount, written_off, user_id, stamp, EOB_NOTE],
+                )
+        derive_dues(
+            self.con,
+            [(line.invoice_id, None) for line in eob.lines],
+            user_id=user_id,
+            stamp=stamp,
+            reason=f"{MANUAL_REASON} {pid}",
+        )
+        for line in eob.lines:  # the preview is what was recorded, or nothing is
+            row = self.execute(
+                f"SELECT client_amt_due FROM ({queries.ledger_sql('client_id = $1')}) WHERE invoice_id = $2",
+                [client_id, line.invoice_id],
+            ).fetchone()
+            if row is None or row[0] != line.client_amt_due:
+                raise PaymentRefused(
+                    f"EOB: invoice {line.invoice_id}: the ledger would show Client Amt Due "
+                    f"{fmt(row[0] if row else None)}, not the {fmt(line.client_amt_due)} previewed; "
+                    "nothing was recorded"
+                )
+
     # --------------------------------------------------------------- payments
+    def plan_eob(self, request: PaymentRequest, plan: Plan | None = None) -> EobPlan | None:
+        """The manual adjudication Record Payment would record now with the request's EOB details."""
+        client = self.client(request.client_id)
+        policy = self.resolve_payer(client, request.payer)
+        return self._plan_eob(client, policy, request, plan or self._plan(client, policy, request))
+
     def plan_payment(self, request: PaymentRequest) -> Plan:
         """The allocation Record Payment would make now (what the form previews)."""
         client = self.client(request.client_id)
@@ -321,6 +442,7 @@ class Recon:
         user_id: str,
         *,
         expected_plan: Plan | None = None,
+        expected_eob: EobPlan | None = None,
         card: CardDetails | None = None,
         payment_id: str | None = None,
         in_transaction: Callable[[str], None] | None = None,
@@ -328,7 +450,9 @@ class Recon:
         """Record an insurance payment: Billing permission, plan, idempotency, one transaction.
 
         ``expected_plan`` is what the analyst saw previewed: if the ledger changed since,
-        the payment is refused rather than recorded differently from the preview.
+        the payment is refused rather than recorded differently from the preview
+        (``expected_eob`` likewise for the request's paper EOB details, recorded as a
+        manual adjudication in the same transaction: :meth:`_write_eob`).
         ``in_transaction(payment_id)`` runs inside the same transaction after the payment
         is written, so a caller's own bookkeeping (the card attempt that charged it)
         commits or rolls back together with the payment.
@@ -352,6 +476,11 @@ class Recon:
             if expected_plan is not None and plan != expected_plan:
                 raise PaymentRefused(
                     "The ledger changed since this payment was previewed; review the preview and record again"
+                )
+            eob = self._plan_eob(client, policy, request, plan)
+            if expected_eob is not None and eob != expected_eob:
+                raise PaymentRefused(
+                    "The ledger changed since this payment's EOB was previewed; review the preview and record again"
                 )
             warnings = self._payment_number_warnings(policy.payer_id, request.payment_number)
             pid = payment_id or self.next_payment_id()
@@ -387,6 +516,8 @@ class Recon:
                     + ", ".join("(nextval('entry_seq'), ?, ?, ?, 'insurance', ?, ?)" for _ in plan.allocations),
                     [v for a in plan.allocations for v in (pid, a.invoice_id, client.client_id, a.amount, stamp)],
                 )
+            if eob is not None:
+                self._write_eob(eob, pid, client.client_id, user.user_id, stamp)
             self.audit(
                 user.user_id,
                 "record_payment",
@@ -403,6 +534,7 @@ class Recon:
                     "unapplied": fmt(plan.unapplied),
                     "payment_number": request.payment_number,
                     "idempotency_key": request.idempotency_key,
+                    **({"eob": _eob_audit(eob)} if eob is not None else {}),
                 },
             )
             if in_transaction is not None:
@@ -415,6 +547,7 @@ class Recon:
             allocations=tuple((a.invoice_id, a.amount) for a in plan.allocations),
             warnings=tuple(warnings),
             meets=tuple((a.invoice_id, a.meets) for a in plan.allocations),
+            eob=tuple(line.describe() for line in eob.lines) if eob is not None else (),
         )
 
     def next_payment_id(self) -> str:
@@ -500,8 +633,47 @@ class Recon:
                    FROM allocations WHERE payment_id = ? ORDER BY allocation_id""",
                 [rid, stamp, payment_id],
             )
-            self.audit(user.user_id, "void_payment", "payment", payment_id, {"reversal": rid, "reason": reason.strip()})
+            undone = self._void_eob(payment_id, rid, row[1], user.user_id, stamp)
+            detail: dict[str, Any] = {"reversal": rid, "reason": reason.strip()}
+            if undone:
+                detail["manual_adjudications_reversed"] = undone
+            self.audit(user.user_id, "void_payment", "payment", payment_id, detail)
         return rid
+
+    def _void_eob(self, payment_id: str, rid: str, client_id: str, user_id: str, stamp: datetime) -> list[str]:
+        """Undo the manual adjudication a voided payment recorded: a reversing row for each (it stops
+        standing), its adjustments negated, the amounts due derived again. Returns the invoices."""
+        from recon.remit.match import MANUAL_REASON, derive_dues
+
+        manual = self._rows(
+            """SELECT claim_posting_id, invoice_id FROM manual_adjudications WHERE payment_id = ?
+                 AND claim_posting_id NOT IN (SELECT original FROM adjudication_reversals)
+               ORDER BY claim_posting_id""",
+            [payment_id],
+        )
+        if not manual:
+            return []
+        for cpid, _ in manual:
+            self.execute(
+                f"INSERT INTO adjudication_reversals VALUES (?, nextval('entry_seq') - {MANUAL_ID_OFFSET}, ?)",
+                [cpid, stamp],
+            )
+        self.execute(
+            """INSERT INTO adjustments
+               SELECT nextval('entry_seq'), invoice_id, client_id, ?, remittance_id, group_code, reason_code, -amount,
+                      written_off, adjustment_id, ?, ?, note
+               FROM adjustments WHERE payment_id = ? AND note = ? AND reverses IS NULL ORDER BY adjustment_id""",
+            [rid, user_id, stamp, payment_id, EOB_NOTE],
+        )
+        invoices = sorted({inv for _, inv in manual})
+        derive_dues(
+            self.con,
+            [(inv, None) for inv in invoices],
+            user_id=user_id,
+            stamp=stamp,
+            reason=f"{MANUAL_REASON} voided with {payment_id}",
+        )
+        return invoices
 
     # ---------------------------------------------------------------- bulk I/O
     def load_practice(self, source: str | os.PathLike[str], user_id: str | None = None) -> Any:
@@ -535,6 +707,34 @@ class Recon:
         yield from export_tables(self)
 
 
+MANUAL_ID_OFFSET = 2**62
+"""A manual adjudication's claim_posting_id is ``entry_seq - 2**62``: negative, so never an 835's."""
+EOB_NOTE = "paper EOB"
+"""The note on the adjustments a paper EOB wrote (what a void of its payment negates)."""
+
+
+def _rank(priority: str) -> int:
+    """A policy's rank in the client's chain, as recon.remit.match.RANK_SQL ranks it."""
+    return {"primary": 1, "secondary": 2, "tertiary": 3}.get(priority.strip().lower(), 9)
+
+
+def _eob_audit(eob: EobPlan) -> dict[str, Any]:
+    return {
+        "priority": eob.priority,
+        "lines": {
+            line.invoice_id: {
+                "allowed": fmt(line.allowed) if line.allowed is not None else None,
+                "paid": fmt(line.paid),
+                "adjustments": {c: fmt(a) for c, a, _ in line.adjustments},
+                "patient": {c: fmt(a) for c, a in line.patient},
+                "client_amt_due": fmt(line.client_amt_due),
+                "ins_amt_due": fmt(line.ins_amt_due),
+            }
+            for line in eob.lines
+        },
+    }
+
+
 def _in_kernel() -> bool:
     """True inside a Jupyter kernel (where an idle kernel should not hold the ledger)."""
     import sys
@@ -561,4 +761,16 @@ def _request_hash(request: PaymentRequest) -> str:
     }
     if request.confirm_other_payer:  # only when set, so earlier keys keep their hashes
         content["confirm_other_payer"] = True
+    if request.eob:
+        content["eob"] = [
+            [
+                e.invoice_id,
+                fmt(e.allowed) if e.allowed is not None else None,
+                [[c, fmt(a)] for c, a in e.adjustments],
+                fmt(e.deductible),
+                fmt(e.coinsurance),
+                fmt(e.copay),
+            ]
+            for e in request.eob
+        ]
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()

@@ -59,6 +59,9 @@ def priority_sql(status: str) -> str:
     )
 
 
+MANUAL_REASON = "manual adjudication"
+"""Reason prefix of the due changes a paper EOB posted by hand (or its void) makes (recon.services)."""
+
 RANK_SQL = "CASE lower(p.priority) WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 WHEN 'tertiary' THEN 3 ELSE 9 END"
 
 
@@ -94,7 +97,10 @@ def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") ->
     CLP02 19/20/21) and no analyst billed the client: then it is due from that next
     payer, so Client Amt Due is 0. Ins Amt Due is the fee less Client Amt Due. An
     invoice no adjudication stands for goes back to its amounts as billed (with any
-    change not made by a remittance). The result depends on the standing set only.
+    change not made by a remittance, a billing decision or a manual adjudication). The
+    result depends on the standing set only. A paper EOB posted by hand is a standing
+    adjudication too (``remittance_id`` NULL; its changes have reason :data:`MANUAL_REASON`),
+    and :func:`recon.rules.eob.client_due` is this rule for one invoice, for the preview.
     """
     return f"""
     SELECT nextval('entry_seq'), invoice_id, client_id, dc, di, remittance_id, NULL, {user}, {stamp}, {reason}
@@ -127,9 +133,11 @@ def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") ->
          dues AS (SELECT d.invoice_id,
                          sum(d.client_amt_due_delta) AS c, sum(d.ins_amt_due_delta) AS i,
                          sum(d.client_amt_due_delta) FILTER (WHERE d.remittance_id IS NULL
-                             AND coalesce(d.reason, '') NOT LIKE 'bill client%') AS bc,
+                             AND coalesce(d.reason, '') NOT LIKE 'bill client%'
+                             AND coalesce(d.reason, '') NOT LIKE '{MANUAL_REASON}%') AS bc,
                          sum(d.ins_amt_due_delta) FILTER (WHERE d.remittance_id IS NULL
-                             AND coalesce(d.reason, '') NOT LIKE 'bill client%') AS bi
+                             AND coalesce(d.reason, '') NOT LIKE 'bill client%'
+                             AND coalesce(d.reason, '') NOT LIKE '{MANUAL_REASON}%') AS bi
                   FROM due_changes d WHERE d.invoice_id IN (SELECT invoice_id FROM inv) GROUP BY 1),
          target AS (
              SELECT inv.*, inv.client_amt_due + coalesce(dues.c, 0) AS cur_c,
