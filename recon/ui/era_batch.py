@@ -29,12 +29,20 @@ CSS classes (stable, for browser tests)::
     recon-worklist             the exceptions section
     recon-worklist-table       open exceptions (rows carry data-exception="<id>")
     recon-worklist-prev/-next/-page   its pager
-    recon-worklist-exception   exception drop-down (open claim exceptions)
+    recon-worklist-exception   exception drop-down (open claim exceptions and credit balances)
     recon-worklist-invoice     invoice id (combobox of the payer's open invoices)
     recon-worklist-reason      reason text
-    recon-worklist-match       Match to invoice button
-    recon-worklist-appeal      Appeal button
-    recon-worklist-write-off   Write off button
+    recon-worklist-match       Match to invoice button (held claims and lines)
+    recon-worklist-appeal      Appeal button (denials)
+    recon-worklist-write-off   Write off button (denials)
+    recon-worklist-refund      Refund button (overpayments: back to the payer)
+    recon-worklist-apply       Apply to invoice button (overpayments: to the Invoice typed)
+    recon-worklist-bill-client Bill client button (the Invoice's PR waiting on a next payer)
+
+Each action button is enabled only for the kinds it works (match: held claims and
+lines; appeal and write off: denials; refund and apply: overpayments); a kind no
+button works (a recoupment) is listed and offered nothing. Bill client works on the
+invoice typed, whatever is chosen.
     recon-deposit-choice       Deposit drop-down (every deposit, with its status)
     recon-deposit-remittances  the remittance(s) it paid (select several: together they make its amount)
     recon-deposit-confirm      "Confirm a mismatch with the Reason" checkbox
@@ -63,12 +71,16 @@ import ipywidgets as w
 
 from recon.errors import InputError
 from recon.money import fmt
+from recon.remit.worklist import MATCHABLE
 from recon.ui.common import CSS, STYLE, Pager, UserPicker, esc, esc_attr, guarded, html_table, message_html
 
 PREVIEW_ROWS = 200
 """Claims shown per file in the preview (the browser stays quick on 30,000-claim files)."""
 
-CLAIM_MATCHABLE = ("unmatched_claim", "not_our_claim", "unmatched_reversal")
+CLAIM_MATCHABLE = MATCHABLE
+"""Kinds Match to invoice works: the library's (``recon.remit.worklist.MATCHABLE``)."""
+DENIAL_KINDS = ("denial",)
+CREDIT_KINDS = ("overpayment",)
 STATUS_KIND = {
     "posted": "ok", "dry_run": "info", "already_posted": "info", "rejected": "error", "conflict": "error",
 }  # fmt: skip
@@ -162,10 +174,23 @@ class EraBatchView(w.VBox):
         self.appeal_button.add_class("recon-worklist-appeal")
         self.write_off_button = w.Button(description="Write off", icon="eraser", button_style="warning")
         self.write_off_button.add_class("recon-worklist-write-off")
+        self.refund_button = w.Button(description="Refund", icon="undo", tooltip="Refund the credit to its payer")
+        self.refund_button.add_class("recon-worklist-refund")
+        self.apply_button = w.Button(
+            description="Apply to invoice", icon="share", tooltip="Apply the credit to Invoice"
+        )
+        self.apply_button.add_class("recon-worklist-apply")
+        self.bill_client_button = w.Button(
+            description="Bill client", icon="user", tooltip="Move Invoice's PR waiting on a next payer to the client"
+        )
+        self.bill_client_button.add_class("recon-worklist-bill-client")
         self.exception.observe(lambda _c: self._exception_chosen(), names="value")
         self.match_button.on_click(lambda _b: self.match())
         self.appeal_button.on_click(lambda _b: self.mark("appeal"))
         self.write_off_button.on_click(lambda _b: self.mark("write_off"))
+        self.refund_button.on_click(lambda _b: self.work_credit("refund"))
+        self.apply_button.on_click(lambda _b: self.work_credit("apply"))
+        self.bill_client_button.on_click(lambda _b: self.bill_client())
         # the bank side: match a deposit to remittance(s) by hand, or undo that
         self.deposit = w.Dropdown(description="Deposit", style=STYLE, layout=w.Layout(width="640px"))
         self.deposit.add_class("recon-deposit-choice")
@@ -187,8 +212,8 @@ class EraBatchView(w.VBox):
                 self.worklist_html,
                 self.pager,
                 self.exception,
-                w.HBox([self.invoice, self.match_button]),
-                w.HBox([self.reason, self.appeal_button, self.write_off_button]),
+                w.HBox([self.invoice, self.match_button, self.apply_button, self.bill_client_button]),
+                w.HBox([self.reason, self.appeal_button, self.write_off_button, self.refund_button]),
                 w.HTML("<b>A deposit by hand</b>: the remittance(s) it paid, or undo a match by hand"),
                 self.deposit,
                 self.remittances,
@@ -440,6 +465,9 @@ class EraBatchView(w.VBox):
         row = next((r for r in self.worklist_rows if r[0] == self.exception.value), None)
         if row is None:
             self.invoice.options = ()
+            for button in (self.match_button, self.appeal_button, self.write_off_button, self.refund_button,
+                           self.apply_button):  # fmt: skip
+                button.disabled = False  # a click says "Choose an exception"
             return
         from recon.store import queries
 
@@ -452,12 +480,18 @@ class EraBatchView(w.VBox):
         self.invoice.options = tuple(c[0] for c in candidates)
         kind = row[1]
         self.match_button.disabled = kind not in CLAIM_MATCHABLE
-        self.appeal_button.disabled = self.write_off_button.disabled = kind != "denial"
+        self.appeal_button.disabled = self.write_off_button.disabled = kind not in DENIAL_KINDS
+        self.refund_button.disabled = self.apply_button.disabled = kind not in CREDIT_KINDS
 
-    def _chosen(self) -> str:
+    def _chosen(self, kinds: Sequence[str] | None = None, what: str = "") -> str:
+        """The chosen exception's id; refused (one line) when its kind is not one ``kinds`` names."""
         if not self.exception.value:
             raise InputError("Choose an exception in Exception first")
-        return str(self.exception.value)
+        exception_id = str(self.exception.value)
+        kind = next((r[1] for r in self.worklist_rows if r[0] == exception_id), None)
+        if kinds is not None and kind is not None and kind not in kinds:
+            raise InputError(f"{exception_id} is {_a(kind)}: {what} does not apply to it ({_works(kind)})")
+        return exception_id
 
     def match(self) -> None:
         """Match the chosen unmatched claim to the invoice typed in Invoice (an audited payment)."""
@@ -465,7 +499,7 @@ class EraBatchView(w.VBox):
         def run() -> None:
             from recon.remit.worklist import match_claim
 
-            exception_id = self._chosen()
+            exception_id = self._chosen(CLAIM_MATCHABLE, "Match to invoice")
             invoice_id = (self.invoice.value or "").strip()
             if not invoice_id:
                 raise InputError("Type or choose the invoice this claim pays in Invoice")
@@ -484,7 +518,7 @@ class EraBatchView(w.VBox):
         def run() -> None:
             from recon.remit.worklist import mark_denial
 
-            exception_id = self._chosen()
+            exception_id = self._chosen(DENIAL_KINDS, "Appeal" if action == "appeal" else "Write off")
             reason = self.reason.value.strip()
             if not reason:
                 raise InputError("Give a reason in Reason (it is kept with the denial)")
@@ -503,9 +537,73 @@ class EraBatchView(w.VBox):
 
         guarded(self.message, run, "nothing was changed")
 
+    def work_credit(self, action: str) -> None:
+        """Refund the chosen overpayment to its payer, or apply it to the invoice typed (Reason required)."""
+
+        def run() -> None:
+            from recon.remit.worklist import apply_overpayment, refund_overpayment
+
+            credit_id = self._chosen(CREDIT_KINDS, "Refund" if action == "refund" else "Apply to invoice")
+            reason = self.reason.value.strip()
+            if not reason:
+                raise InputError("Give a reason in Reason (it is kept with the credit balance)")
+            user = self.user_picker.require()
+            if action == "refund":
+                refund_id = refund_overpayment(self.recon, credit_id, user, reason)
+                amount = self.recon.one("SELECT -amount FROM payments WHERE payment_id = ?", [refund_id])[0]
+                text = f"{credit_id} refunded: {fmt(amount)} (refund entry {refund_id})"
+            else:
+                invoice_id = (self.invoice.value or "").strip()
+                if not invoice_id:
+                    raise InputError("Type or choose the invoice to apply the credit to in Invoice")
+                moved = apply_overpayment(self.recon, credit_id, invoice_id, user, reason)
+                text = f"{credit_id} applied to {invoice_id}: {fmt(sum((a for _, a in moved), Decimal(0)))}"
+            self.reason.value = ""
+            self.invoice.value = ""
+            self.refresh()
+            self.message.value = message_html("ok", text)
+
+        guarded(self.message, run, "nothing was changed")
+
+    def bill_client(self) -> None:
+        """Move the typed invoice's patient responsibility waiting on a next payer to the client."""
+
+        def run() -> None:
+            from recon.remit.worklist import bill_client
+
+            invoice_id = (self.invoice.value or "").strip()
+            if not invoice_id:
+                raise InputError("Type the invoice whose patient responsibility to bill the client in Invoice")
+            reason = self.reason.value.strip()
+            if not reason:
+                raise InputError("Give a reason in Reason (why the next payer will not pay it)")
+            moved = bill_client(self.recon, invoice_id, self.user_picker.require(), reason)
+            self.reason.value = ""
+            self.invoice.value = ""
+            self.refresh()
+            self.message.value = message_html("ok", f"{invoice_id}: {fmt(moved)} billed to the client")
+
+        guarded(self.message, run, "nothing was billed")
+
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
         super().close()
+
+
+def _a(kind: str) -> str:
+    words = kind.replace("_", " ")
+    return ("an " if words[0] in "aeiou" else "a ") + words
+
+
+def _works(kind: str) -> str:
+    """Which buttons work ``kind`` (said when another is clicked)."""
+    if kind in CLAIM_MATCHABLE:
+        return "match it to an invoice"
+    if kind in DENIAL_KINDS:
+        return "appeal or write it off"
+    if kind in CREDIT_KINDS:
+        return "refund it or apply it to an invoice"
+    return "it is listed for information; no action here works it"
 
 
 _ERA_CSS = """
