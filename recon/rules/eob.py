@@ -191,7 +191,8 @@ def plan_eob(
                 raise PaymentRefused(f"EOB: invoice {entry.invoice_id}: adjustment {code} is given twice")
             adjustments.append((code, amount, code in write_off))
         patient = tuple((carc, getattr(entry, kind)) for kind, carc in PR_KINDS if getattr(entry, kind) != ZERO)
-        amounts = [("allowed", entry.allowed)] + [(c, a) for c, a, _ in adjustments] + list(patient)
+        kinds = [(f"{kind} ({carc})", getattr(entry, kind)) for kind, carc in PR_KINDS]
+        amounts = [("allowed", entry.allowed), *((c, a) for c, a, _ in adjustments), *kinds]
         for label, amount in amounts:
             if amount is not None and amount < ZERO:
                 raise PaymentRefused(

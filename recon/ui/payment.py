@@ -42,9 +42,10 @@ from typing import Any
 import ipywidgets as w
 
 from recon.errors import InputError, OtherPayersInvoice, PaymentRefused, ReconError
-from recon.model import InvoicePick, PaymentMethod, PaymentReceipt, PaymentRequest
+from recon.model import EobEntry, InvoicePick, PaymentMethod, PaymentReceipt, PaymentRequest
 from recon.money import ZERO, fmt, parse_amount, total
 from recon.rules.allocation import Plan
+from recon.rules.eob import ADJUSTMENT_CODES, DEFAULT_ADJUSTMENT, EobPlan
 from recon.rules.permissions import require_billing
 from recon.ui.common import (
     CSS,
@@ -83,6 +84,13 @@ _COLUMNS = (
     ("Open", "90px", True),
 )
 _PREVIEW_ROWS = 12
+_EOB_FIELDS = (
+    ("allowed", "Allowed"),
+    ("adjustment", "Adjustment"),
+    ("deductible", "Deductible"),
+    ("coinsurance", "Coinsurance"),
+    ("copay", "Co-pay"),
+)
 
 
 @dataclass
@@ -145,7 +153,9 @@ class InsurancePaymentForm(w.VBox):
         self._entries: dict[str, str] = {}
         self._ticked: set[str] = set()
         self._row_widgets: dict[str, tuple[w.Checkbox, w.Text]] = {}
-        self._previewed: tuple[tuple[Any, ...], Plan] | None = None
+        self._previewed: tuple[tuple[Any, ...], Plan, EobPlan | None] | None = None
+        self._eob: dict[str, dict[str, str]] = {}  # per invoice: the EOB details as typed
+        self._eob_loading = False
         self._rested = False
         self.invalid: str | None = None
         self._marked: str | None = None  # "total", "insurance" or "invoice:<id>"
@@ -192,6 +202,48 @@ class InsurancePaymentForm(w.VBox):
             layout=w.Layout(display="none", width="auto"),
         )
         self.confirm_other_payer.add_class("recon-confirm-other-payer")
+        # A paper EOB's details for the invoices being paid (one invoice at a time, compact):
+        # recorded as a manual adjudication; the preview shows the Client Amt Due it leaves.
+        self.eob_toggle = w.Checkbox(
+            value=False,
+            description="EOB details (allowed, adjustment, patient responsibility)",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
+        self.eob_toggle.add_class("recon-eob-toggle")
+        self.eob_invoice = w.Dropdown(options=[], description="EOB for", style=STYLE, layout=w.Layout(width="260px"))
+        self.eob_invoice.add_class("recon-eob-invoice")
+        self.eob_code = w.Dropdown(
+            options=[(f"{c} {why}", c) for c, why in ADJUSTMENT_CODES],
+            value=DEFAULT_ADJUSTMENT,
+            layout=w.Layout(width="300px"),
+        )
+        self.eob_code.add_class("recon-eob-code")
+        self.eob_fields: dict[str, w.Text] = {}
+        for name, label in _EOB_FIELDS:
+            box = w.Text(
+                placeholder="0.00",
+                description=label,
+                continuous_update=True,
+                style={"description_width": "initial"},
+                layout=w.Layout(width="150px"),
+            )
+            box.add_class(f"recon-eob-{name}")
+            box.observe(lambda _c: self._on_eob_field(), "value")
+            self.eob_fields[name] = box
+        f = self.eob_fields
+        self.eob_panel = w.VBox(
+            [
+                w.HBox([self.eob_invoice, f["allowed"]]),
+                w.HBox([self.eob_code, f["adjustment"]]),
+                w.HBox([f["deductible"], f["coinsurance"], f["copay"]]),
+            ],
+            layout=w.Layout(display="none"),
+        )
+        self.eob_panel.add_class("recon-eob-panel")
+        self.eob_toggle.observe(self._on_eob_toggle, "value")
+        self.eob_invoice.observe(lambda _c: self._show_eob(), "value")
+        self.eob_code.observe(lambda _c: self._on_eob_field(), "value")
         methods = [*RECORDED_METHODS, *((PaymentMethod.INSURANCE_CARD,) if enrolled else ())]
         self.method = w.Dropdown(
             options=[(m.label, m) for m in methods],
@@ -246,6 +298,8 @@ class InsurancePaymentForm(w.VBox):
                 self.invoice_rows,
                 self.pager,
                 self.selection,
+                self.eob_toggle,
+                self.eob_panel,
                 self.preview,
                 self.confirm_other_payer,
                 self.method,
@@ -410,6 +464,7 @@ class InsurancePaymentForm(w.VBox):
         self._edited(preview=True)
 
     def _selection(self) -> None:
+        self._eob_options()
         partial = len(self._entries) - len(self._ticked)
         self.selection.value = (
             f"<small>{len(self._ticked)} ticked, {partial} partial Payment(s) · "
@@ -422,6 +477,102 @@ class InsurancePaymentForm(w.VBox):
             widget.value = value
         finally:
             self._syncing = False
+
+    # ------------------------------------------------------------ EOB details
+    def _on_eob_toggle(self, change: dict[str, Any]) -> None:
+        self.eob_panel.layout.display = None if change["new"] else "none"
+        self._eob_options()
+        self._edited(preview=True)
+
+    def _eob_options(self) -> None:
+        """The EOB can be given for each invoice with a Payment (ticked or typed), in the rows' order."""
+        ids = [r.invoice_id for r in self._open if r.invoice_id in self._entries]
+        if list(self.eob_invoice.options) != ids:
+            current = self.eob_invoice.value
+            self._eob_loading = True
+            try:
+                self.eob_invoice.options = ids
+                self.eob_invoice.value = current if current in ids else (ids[0] if ids else None)
+            finally:
+                self._eob_loading = False
+            self._show_eob()
+
+    def _show_eob(self) -> None:
+        """Fill the fields with what was typed for the chosen invoice (empty for a new one)."""
+        typed = self._eob.get(self.eob_invoice.value or "", {})
+        self._eob_loading = True
+        try:
+            for name, box in self.eob_fields.items():
+                box.value = typed.get(name, "")
+            self.eob_code.value = typed.get("code", DEFAULT_ADJUSTMENT)
+        finally:
+            self._eob_loading = False
+
+    def _on_eob_field(self) -> None:
+        if self._eob_loading or self.eob_invoice.value is None:
+            return
+        typed = {name: box.value.strip() for name, box in self.eob_fields.items() if box.value.strip()}
+        if typed:
+            typed["code"] = self.eob_code.value
+            self._eob[self.eob_invoice.value] = typed
+        else:
+            self._eob.pop(self.eob_invoice.value, None)
+        self._edited(preview=True)
+
+    def eob_for(self, invoice_id: str) -> dict[str, w.ValueWidget]:
+        """The EOB fields showing ``invoice_id`` (opened and chosen first; for code and tests)."""
+        self.eob_toggle.value = True
+        self.eob_invoice.value = invoice_id
+        return {**self.eob_fields, "code": self.eob_code}
+
+    def _eob_entries(self) -> tuple[EobEntry, ...]:
+        """The EOB details typed for invoices that still have a Payment (parsed, not judged)."""
+        if not self.eob_toggle.value:
+            return ()
+        entries = []
+        for r in self._open:
+            typed = self._eob.get(r.invoice_id)
+            if typed is None or r.invoice_id not in self._entries:
+                continue
+            inv = r.invoice_id
+
+            def amount(name: str, label: str, typed: dict[str, str] = typed, inv: str = inv) -> Any:
+                text = typed.get(name)
+                return parse_amount(text, f"EOB {label} on invoice {inv}") if text else None
+
+            adjustment = amount("adjustment", "Adjustment")
+            entries.append(
+                EobEntry(
+                    inv,
+                    allowed=amount("allowed", "Allowed"),
+                    adjustments=((typed["code"], adjustment),) if adjustment is not None else (),
+                    deductible=amount("deductible", "Deductible") or ZERO,
+                    coinsurance=amount("coinsurance", "Coinsurance") or ZERO,
+                    copay=amount("copay", "Co-pay") or ZERO,
+                )
+            )
+        return tuple(entries)
+
+    def _eob_html(self, eob: EobPlan) -> str:
+        table = html_table(
+            ["Invoice", "Allowed", "Paid", "Adjustment", "Patient resp.", "Client Amt Due", "Ins Amt Due"],
+            [
+                (
+                    line.invoice_id,
+                    fmt(line.allowed) if line.allowed is not None else "",
+                    line.paid,
+                    ", ".join(f"{c} {fmt(a)}" for c, a, _ in line.adjustments),
+                    ", ".join(f"{c} {fmt(a)}" for c, a in line.patient),
+                    f"{fmt(line.client_amt_due)} (was {fmt(line.client_amt_due_before)})",
+                    line.ins_amt_due,
+                )
+                for line in eob.lines
+            ],
+            numeric=[False, True, True, False, False, True, True],
+        )
+        return (
+            f'<div class="recon-eob-preview"><b>EOB — manual adjudication at priority {eob.priority}</b>{table}</div>'
+        )
 
     # ------------------------------------------------------------ other fields
     def _on_kind(self, change: dict[str, Any]) -> None:
@@ -486,7 +637,7 @@ class InsurancePaymentForm(w.VBox):
 
     def _mark_invalid(self) -> None:
         """Exactly the bad field carries ``recon-invalid`` (invoice rows are rebuilt per page)."""
-        fields: dict[str, w.DOMWidget] = {"total": self.total, "insurance": self.insurance}
+        fields: dict[str, w.DOMWidget] = {"total": self.total, "insurance": self.insurance, "eob": self.eob_panel}
         fields.update({f"invoice:{inv}": pay for inv, (_tick, pay) in self._row_widgets.items()})
         for key, field in fields.items():
             if key == self._marked:
@@ -497,6 +648,8 @@ class InsurancePaymentForm(w.VBox):
     def _field_of(self, exc: ReconError) -> str | None:
         """The field an input error is about: Total Amount, Insurance or an invoice's Payment."""
         name = getattr(exc, "field", None) or str(exc)
+        if name.startswith("EOB"):
+            return "eob"
         match = re.search(r"[Ii]nvoice (\S+?)(?=[:\s]|$)", name)
         if match and match.group(1) in {r.invoice_id for r in self._open}:
             return f"invoice:{match.group(1)}"
@@ -544,16 +697,18 @@ class InsurancePaymentForm(w.VBox):
         try:
             inputs = self._plan_inputs()
             payer, amount, picks = inputs
-            plan = self.recon.plan_payment(
-                PaymentRequest(
-                    self.client_id,
-                    payer,
-                    PaymentMethod.INSURANCE,
-                    amount=amount,
-                    picks=picks,
-                    confirm_other_payer=self.confirm_other_payer.value,
-                )
+            eob_entries = self._eob_entries()
+            planned = PaymentRequest(
+                self.client_id,
+                payer,
+                PaymentMethod.INSURANCE,
+                amount=amount,
+                picks=picks,
+                confirm_other_payer=self.confirm_other_payer.value,
+                eob=eob_entries,
             )
+            plan = self.recon.plan_payment(planned)
+            eob = self.recon.plan_eob(planned, plan) if eob_entries else None
         except Exception as exc:  # one line in the preview; bugs are logged
             self._offer_confirmation(isinstance(exc, OtherPayersInvoice))
             text = shown_error(exc)
@@ -561,8 +716,8 @@ class InsurancePaymentForm(w.VBox):
             self._set_invalid(text, self._field_of(exc) if isinstance(exc, ReconError) else None)
             return None
         self._offer_confirmation(any("confirmed by the analyst" in a.meets for a in plan.allocations))
-        self._previewed = ((*inputs, self.confirm_other_payer.value), plan)
-        self.preview.value = self._plan_html(plan, lump=not picks)
+        self._previewed = ((*inputs, self.confirm_other_payer.value, eob_entries), plan, eob)
+        self.preview.value = self._plan_html(plan, lump=not picks) + (self._eob_html(eob) if eob else "")
         self._set_invalid(None)
         return plan
 
@@ -628,6 +783,7 @@ class InsurancePaymentForm(w.VBox):
             notes=self.notes.value.strip() or None,
             idempotency_key=self.key,
             confirm_other_payer=self.confirm_other_payer.value,
+            eob=self._eob_entries(),
         )
 
     def set_busy(self, busy: bool) -> None:
@@ -658,11 +814,12 @@ class InsurancePaymentForm(w.VBox):
     def _record_or_charge(self) -> PaymentReceipt | None:
         user_id = self.user_picker.require()
         request = self.request()
-        inputs = (request.payer, request.amount, request.picks, request.confirm_other_payer)
+        inputs = (request.payer, request.amount, request.picks, request.confirm_other_payer, request.eob)
         if self._previewed is not None and self._previewed[0] == inputs:
-            plan = self._previewed[1]
+            plan, eob = self._previewed[1], self._previewed[2]
         else:
             plan = self.recon.plan_payment(request)
+            eob = self.recon.plan_eob(request, plan) if request.eob else None
         if request.method is PaymentMethod.INSURANCE_CARD:
             on_charge = self.on_charge or _default_card_form()
             if on_charge is None:
@@ -674,7 +831,7 @@ class InsurancePaymentForm(w.VBox):
             require_billing(self.recon.user(user_id), "charge a card")
             on_charge(ChargeRequest(self.recon, request, plan, user_id, self))
             return None  # the card form calls done() or failed()
-        return self.recon.record_payment(request, user_id, expected_plan=plan)
+        return self.recon.record_payment(request, user_id, expected_plan=plan, expected_eob=eob)
 
     def recorded(self, receipt: PaymentReceipt) -> None:
         """Confirm, warn, refresh the ledger in place, and reset the form for the next payment."""
@@ -727,6 +884,7 @@ class InsurancePaymentForm(w.VBox):
             self.notes.value = ""
             self.confirm_other_payer.value = False
             self.confirm_other_payer.layout.display = "none"
+            self._eob.clear()
             self._load_invoices()
         finally:
             self._syncing = False
