@@ -122,8 +122,11 @@ def _card_enrolled() -> bool:
 
 @command("load")
 def cmd_load(args: argparse.Namespace) -> int:
-    with _open(args) as recon:
-        summary = recon.load_practice(args.source, args.user)
+    from recon.practice import load_practice
+    from recon.progress import TtyProgress
+
+    with _open(args) as recon, TtyProgress() as line:  # a terminal shows each step; a pipe nothing
+        summary = load_practice(recon, args.source, args.user or None, lambda text: line(f"recon load: {text}"))
     print(summary)
     return 0
 

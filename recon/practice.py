@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -390,8 +390,12 @@ _KEYS = {
 }
 
 
-def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
+def load_practice(
+    recon: Any, source: Path, user_id: str | None, progress: Callable[[str], None] | None = None
+) -> LoadSummary:
     """Check who loads, validate everything, then write it in one transaction; an id already present must match.
+
+    ``progress`` (the CLI's terminal line) is told each step: reading, checking, and each table written.
 
     A load creates users and grants their permissions, so it needs the admin
     permission; only the first load into an empty ledger (no users, no practice
@@ -413,7 +417,10 @@ def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
                 "(only the first load into an empty ledger needs none)"
             )
         require_admin(recon.user(user_id), "load a practice (it can add users and grant permissions)")
+    say = progress or (lambda _text: None)
+    say(f"reading {source.name}")
     tables = read_source(source)
+    say(f"checking {sum(len(rows) for rows in tables.values()):,} rows")
     existing: dict[str, dict[str, tuple[Any, ...]]] = {}
     for table, cols in TABLES.items():
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
@@ -444,6 +451,7 @@ def load_practice(recon: Any, source: Path, user_id: str | None) -> LoadSummary:
             raise LedgerError("Another load filled this ledger meanwhile; nothing was loaded; retry as an admin")
         for table in TABLES:
             if new[table]:
+                say(f"writing {table} ({len(new[table]):,} rows)")
                 marks = ", ".join("?" for _ in TABLES[table])
                 _insert_many(
                     con,

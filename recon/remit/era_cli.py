@@ -14,8 +14,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REMITTANCE_COLUMNS = ("remittance_id", "trace_number", "payer_id", "payment_method", "amount", "plb_amount",
-                      "paid_on", "unmatched_amount", "claims", "status", "deposit_id", "file_name")
+REMITTANCE_COLUMNS = (
+    "remittance_id",
+    "trace_number",
+    "payer_id",
+    "payment_method",
+    "amount",
+    "plb_amount",
+    "paid_on",
+    "unmatched_amount",
+    "claims",
+    "status",
+    "deposit_id",
+    "file_name",
+)
 EXCEPTION_COLUMNS = ("exception_id", "kind", "status", "trace_number", "payer_id", "claim_id", "amount", "reason")
 
 
@@ -52,16 +64,26 @@ def exceptions_sql(recon: Any) -> str:
 
 
 def cmd_era(args: argparse.Namespace) -> int:
+    from recon.progress import TtyProgress
     from recon.remit.post import post_remittances
     from recon.services import Recon
 
+    line = TtyProgress()  # one updating line on a terminal's stderr; nothing when stderr is not one
+
     def progress(done: int, total: int, path: str) -> None:
         if total > 1:
-            print(f"[{done}/{total}] {Path(path).name}", file=sys.stderr)
+            line(f"recon era: {done}/{total} files ({Path(path).name})")
 
     with Recon.open(args.db) as recon:
-        report = post_remittances(recon, args.files, args.user, dry_run=args.dry_run, progress=progress,
-                                  auto_write_off=args.auto_write_off)
+        with line:
+            report = post_remittances(
+                recon,
+                args.files,
+                args.user,
+                dry_run=args.dry_run,
+                progress=progress,
+                auto_write_off=args.auto_write_off,
+            )
         for outcome in report.files:
             print(outcome.summary())
             for problem in outcome.problems[1:20]:
@@ -70,8 +92,10 @@ def cmd_era(args: argparse.Namespace) -> int:
                 print(f"  warning: {warning}")
             if args.dry_run and outcome.claims:
                 for c in outcome.claims[:50]:
-                    print(f"    claim {c.claim_id} CLP02 {c.status}: {c.outcome} {c.invoices or '-'} paid {c.paid} "
-                          f"held {c.held} [{c.adjustments}]")
+                    print(
+                        f"    claim {c.claim_id} CLP02 {c.status}: {c.outcome} {c.invoices or '-'} paid {c.paid} "
+                        f"held {c.held} [{c.adjustments}]"
+                    )
         if args.deposits:
             _deposits(recon, args)
     if args.dry_run:
@@ -118,10 +142,15 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     p.add_argument("--user", required=True, help="who posts (needs Billing, except with --dry-run)")
     p.add_argument("--deposits", type=Path, metavar="FILE", help="bank deposit file to load and match afterwards")
     p.add_argument("--dry-run", action="store_true", help="show everything, write nothing")
-    p.add_argument("--auto-write-off", metavar="CODES",
-                   help="CARCs written off as Ins Adjusted, e.g. CO-45,CO-253 (default: $RECON_AUTO_WRITE_OFF)")
-    for name, helptext in (("remittances", "posted remittances and their bank status"),
-                           ("exceptions", "the exceptions worklist with each one's status (--open: only open ones)")):
+    p.add_argument(
+        "--auto-write-off",
+        metavar="CODES",
+        help="CARCs written off as Ins Adjusted, e.g. CO-45,CO-253 (default: $RECON_AUTO_WRITE_OFF)",
+    )
+    for name, helptext in (
+        ("remittances", "posted remittances and their bank status"),
+        ("exceptions", "the exceptions worklist with each one's status (--open: only open ones)"),
+    ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("--db", help="ledger file (default: $RECON_DB or data/recon.duckdb)")
         q.add_argument("--format", choices=FORMATS, default="table")
