@@ -8,6 +8,10 @@ the analyst sees before Post is exactly what Post will do, computed by the same 
 
 Uploads are written to a temporary folder (the posting API reads files, streaming,
 as the CLI does); nothing of an upload is kept in widget state after it is written.
+With an encrypted ledger (``RECON_DB_KEY``) an upload holds PHI that must not reach a
+disk in plain text: its bytes are kept in an anonymous in-memory file (``memfd``) and
+the temporary folder holds only a link of the upload's name to it, so the readers
+open it by path as before; it is freed at the next batch or when the view closes.
 Every action goes through the library, which checks the Billing permission and
 writes an audit entry; errors are one line in ``recon-era-message``, never a traceback.
 
@@ -120,6 +124,7 @@ class EraBatchView(w.VBox):
     ) -> None:
         self.recon = recon
         self._tmp = Path(tempfile.mkdtemp(prefix=f"recon-era-{os.getpid()}-"))  # removed at the next start if killed
+        self._memory: list[int] = []  # in-memory files of the uploads (encrypted ledger)
         self.local_files: list[Path] = [Path(f) for f in files]
         self.local_deposits: Path | None = Path(deposits) if deposits else None
         self.last_report: Any = None
@@ -255,6 +260,7 @@ class EraBatchView(w.VBox):
         """The 835 files and deposit file of the batch: uploads (written to a temp folder), else local files."""
         uploads = _upload_items(self.upload.value)
         deposit_uploads = _upload_items(self.deposit_upload.value)
+        self._free_memory()  # the previous batch's in-memory uploads are done with
         files = [self._write(name, content) for name, content in uploads] if uploads else list(self.local_files)
         deposits = self._write(*deposit_uploads[0]) if deposit_uploads else self.local_deposits
         return files, deposits
@@ -265,8 +271,35 @@ class EraBatchView(w.VBox):
         folder = self._tmp / f"{len(list(self._tmp.iterdir())):04d}"
         folder.mkdir()
         path = folder / safe
-        path.write_bytes(content)
+        if self._private():
+            path.symlink_to(self._in_memory(safe, content))
+        else:
+            path.write_bytes(content)
         return path
+
+    def _private(self) -> bool:
+        """An encrypted ledger: no upload may be written to a disk in plain text."""
+        from recon.remit.stage import private_session
+
+        return bool(os.environ.get("RECON_DB_KEY")) or private_session(getattr(self.recon, "con", None))
+
+    def _in_memory(self, name: str, content: bytes) -> str:
+        """``content`` in an anonymous in-memory file; returns the path this process's readers open it by."""
+        if not hasattr(os, "memfd_create"):
+            raise InputError(
+                "The ledger is encrypted and this system cannot keep an upload in memory; "
+                "post the 835 files from their folder with recon era instead"
+            )
+        fd = os.memfd_create(f"recon-era-{name}", os.MFD_CLOEXEC)
+        self._memory.append(fd)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        return f"/proc/{os.getpid()}/fd/{fd}"
+
+    def _free_memory(self) -> None:
+        while self._memory:
+            os.close(self._memory.pop())
 
     def _show_files(self) -> None:
         uploads = [n for n, _ in _upload_items(self.upload.value)]
@@ -586,6 +619,7 @@ class EraBatchView(w.VBox):
         guarded(self.message, run, "nothing was billed")
 
     def close(self) -> None:
+        self._free_memory()
         shutil.rmtree(self._tmp, ignore_errors=True)
         super().close()
 
