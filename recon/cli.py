@@ -418,12 +418,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_crash_log() -> Path:
+    """The last internal error's traceback, in the temp folder (for whoever fixes the bug).
+
+    With an encrypted ledger (``RECON_DB_KEY``) a message or a value in it may be PHI,
+    which must not reach a disk in plain text: the log then holds only the exception
+    types and code locations (file, line, function), and says so.
+    """
     import tempfile
     import traceback
 
     path = Path(tempfile.gettempdir()) / "recon-last-error.log"
-    path.write_text(traceback.format_exc())
+    if os.environ.get("RECON_DB_KEY"):
+        path.write_text(_bare_traceback(sys.exc_info()[1]))
+    else:
+        path.write_text(traceback.format_exc())
     return path
+
+
+def _bare_traceback(exc: BaseException | None) -> str:
+    """Each exception of the chain (oldest first): its type and the code locations it passed, nothing else."""
+    import traceback
+
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else (None if exc.__suppress_context__ else exc.__context__)
+    lines = [
+        "The ledger is encrypted (RECON_DB_KEY): this log holds only the exception types and code locations, "
+        "not their messages, source lines or any values.",
+    ]
+    for err in reversed(chain):
+        lines.append("Traceback (most recent call last):")
+        frames = traceback.extract_tb(err.__traceback__)
+        lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in frames]
+        lines.append(f"{type(err).__module__}.{type(err).__qualname__}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
