@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recon.services import Recon
+from recon.store.integrity import problems
 from tests.conftest import Run, read_csv
 from tests.era.edi import claim, st, write_835
 
@@ -106,6 +107,7 @@ def test_void_restores_the_amounts_due_and_ins_adjusted(cli: Callable[..., Run],
         assert recon.one("SELECT sum(amount) FROM adjustments WHERE invoice_id = 'I6'")[0] == 0
         (detail,) = recon.one("SELECT detail FROM audit_log WHERE action = 'void_payment'")
         assert '"manual_adjudications_reversed": ["I6"]' in detail
+        assert problems(recon.con) == []  # a crash check after a posting would remove none of it
     # voiding twice is refused; the adjudication is not reversed twice
     assert cli("void", pid, "--db", db, "--user", "ana", "--reason", "again").code == 1
 
@@ -142,3 +144,19 @@ def test_replayed_key_with_the_same_eob_records_nothing_new(cli: Callable[..., R
                 "--key", "eob-1")  # fmt: skip
     assert other.code == 1 and "different details" in other.err
     assert row(cli, db, "C2", "I6") == ("40.00", "0.00", "160.00", "120.00", "40.00", "40.00")
+
+
+def test_a_ledger_of_the_previous_version_opens_and_takes_a_paper_eob(
+    cli: Callable[..., Run], db: Path, tmp_path: Path
+) -> None:
+    era = write_835(tmp_path / "aet.835", [st("0001", amount="100.00", trace="T1", claims=[
+        claim("I1", "1", "150.00", "100.00", "20.00", cas=[["CO", "45", "30.00"], ["PR", "1", "20.00"]]),
+    ])])  # fmt: skip
+    assert cli("era", era, "--db", db, "--user", "ana").code == 0
+    with Recon.open(db) as recon:  # back to the schema before manual adjudications
+        recon.execute("DROP TABLE manual_adjudications")
+        recon.execute("ALTER TABLE adjudications ALTER COLUMN remittance_id SET NOT NULL")
+        recon.execute("UPDATE meta SET value = 'earlier' WHERE key = 'schema'")
+    run = pay(cli, db, "C1", "BCBS", "--invoice", "I1=12", "--eob", "I1:allowed=20,coinsurance=8")
+    assert run.code == 0, run.err
+    assert row(cli, db, "C1", "I1") == ("8.00", "0.00", "142.00", "112.00", "30.00", "8.00")

@@ -67,7 +67,7 @@ UNREACHABLE: tuple[tuple[str, str], ...] = (
         OR (entry_kind = 'adjustment' AND entry_id NOT IN (SELECT adjustment_id FROM adjustments))
         OR (entry_kind = 'due_change' AND entry_id NOT IN (SELECT change_id FROM due_changes))""",
     ),
-    ("adjudications", f"remittance_id NOT IN {_REMITTANCES}"),
+    ("adjudications", f"remittance_id IS NOT NULL AND remittance_id NOT IN {_REMITTANCES}"),  # NULL: paper EOB
     # a manual adjudication's (paper EOB, negative ids) reversal has no 835 claim posting behind it
     ("adjudication_reversals", f"original > 0 AND (original NOT IN {_CLAIMS} OR reversal NOT IN {_CLAIMS})"),
     ("audit_log", f"action = 'post_remittance' AND entity_id NOT IN {_REMITTANCES}"),
