@@ -167,7 +167,8 @@ def _open_card_form(nb: LabNotebook, processor: str) -> Locator:
     expect(panel.locator(".recon-total-amount input")).to_have_value("130.00")
     panel.get_by_label("Payment Method").select_option(label="Insurance Credit/Debit Card")
     opener = "Charge Payment Method" if processor == "stripe" else "Save"
-    panel.get_by_role("button", name=opener, exact=True).click()
+    # Anchored at the end only: the button's accessible name starts with its icon's glyph.
+    panel.get_by_role("button", name=re.compile(rf"{re.escape(opener)}$")).click()
     form = panel.locator(".recon-card-form")
     expect(form.locator(".recon-card-heading")).to_contain_text("Charge 130.00")
     return form
