@@ -160,3 +160,21 @@ def test_a_ledger_of_the_previous_version_opens_and_takes_a_paper_eob(
     run = pay(cli, db, "C1", "BCBS", "--invoice", "I1=12", "--eob", "I1:allowed=20,coinsurance=8")
     assert run.code == 0, run.err
     assert row(cli, db, "C1", "I1") == ("8.00", "0.00", "142.00", "112.00", "30.00", "8.00")
+
+
+def test_client_due_rule_forwarded_claims_and_billing_decisions() -> None:
+    from decimal import Decimal
+
+    from recon.rules.eob import NEW_POSTING, Adjudicated, client_due
+
+    pr = Decimal("12.00")
+    ranks = {"AET": 1}
+    assert client_due([], ranks) is None  # nothing stands: the amounts as billed
+    assert client_due([Adjudicated("I1", 5, "AET", 1, "1", pr)], ranks) == pr
+    forwarded = [Adjudicated("I1", 5, "AET", 1, "19", pr)]  # CLP02 19: the payer sent it on
+    assert client_due(forwarded, ranks) == Decimal("0.00")
+    assert client_due(forwarded, ranks, billed_priorities=[1]) == pr  # the analyst billed the client
+    # a manual adjudication sorts after earlier manual ones, before any 835 claim posting of the same priority
+    era = Adjudicated("I1", 5, "AET", 1, "1", Decimal("3.00"))
+    manual = Adjudicated("I1", NEW_POSTING, "AET", 1, "1", pr)
+    assert client_due([era, manual], ranks) == Decimal("3.00")
