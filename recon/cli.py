@@ -409,9 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RECON_DEBUG"):
             raise
         log = _write_crash_log()
+        # With the ledger encrypted, an exception's text may quote patient data: name its type only.
+        said = "" if os.environ.get("RECON_DB_KEY") else (str(exc).splitlines() or [""])[0]
         print(
-            f"recon: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-            f"nothing partial was saved; details in {log}",
+            f"recon: internal error: {type(exc).__name__}: {said}; nothing partial was saved; details in {log}",
             file=sys.stderr,
         )
         return 3

@@ -49,3 +49,28 @@ def test_without_a_key_the_log_is_the_whole_traceback(tmp_path: Path, monkeypatc
     monkeypatch.delenv("RECON_DB_KEY", raising=False)
     text = write_log(tmp_path, monkeypatch)
     assert f"RuntimeError: could not read {PATIENT}" in text and "int(patient)" in text
+
+
+@pytest.mark.parametrize("key", [None, "correct horse battery staple"])
+def test_the_stderr_line_quotes_the_error_only_without_a_key(
+    key: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recon import cli
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.delenv("RECON_DEBUG", raising=False)
+    if key:
+        monkeypatch.setenv("RECON_DB_KEY", key)
+    else:
+        monkeypatch.delenv("RECON_DB_KEY", raising=False)
+
+    def broken(_args: object) -> int:
+        crash(PATIENT)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "clients", broken)
+    assert cli.main(["clients", "--db", str(tmp_path / "l.duckdb")]) == 3
+    err = capsys.readouterr().err
+    assert "recon: internal error: RuntimeError" in err and len(err.strip().splitlines()) == 1
+    assert (PATIENT in err) is (key is None)
