@@ -49,6 +49,11 @@ def test_paper_eob_sets_client_due_to_the_last_payers_patient_responsibility(cli
         ]  # fmt: skip
         (detail,) = recon.execute("SELECT detail FROM audit_log WHERE action = 'record_payment'").fetchone()
         assert '"client_amt_due": "40.00"' in detail and '"CO-45": "40.00"' in detail
+        # the Client Ledger's drill-down lists it beside the ERA adjudications (no remittance behind it)
+        from recon.store import queries
+
+        shown = recon.execute(queries.adjudications_sql("a.invoice_id = $1"), ["I6"]).fetchall()
+        assert [(r[1], r[5], str(r[8]), r[12]) for r in shown] == [("BCBS", None, "120.00", "stands")]
 
 
 def test_an_adjustment_outside_the_write_off_set_stays_ins_amt_due(cli: Callable[..., Run], db: Path) -> None:

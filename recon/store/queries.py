@@ -116,7 +116,7 @@ def adjudications_sql(where: str = "TRUE") -> str:
            CASE WHEN any_value(x.reversal) IS NULL THEN 'stands'
                 ELSE 'reversed by claim posting ' || CAST(any_value(x.reversal) AS VARCHAR) END AS standing,
            a.claim_posting_id
-    FROM adjudications a JOIN remittances r USING (remittance_id)
+    FROM adjudications a LEFT JOIN remittances r USING (remittance_id)
     LEFT JOIN adjudication_reversals x ON x.original = a.claim_posting_id
     WHERE {where}
     GROUP BY a.invoice_id, a.claim_posting_id, a.payer_id, a.priority, a.status, a.payer_control, r.trace_number,
