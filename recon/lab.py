@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from recon.errors import LabNotInstalled
+from recon.procs import running
 
 INSTALL_HINT = 'pip install -e ".[notebooks]"'
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -99,20 +100,6 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie has exited; it only waits for its parent to reap it
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _end(pids: Sequence[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -122,10 +109,10 @@ def _end(pids: Sequence[int], sig: int) -> None:
 def _wait_gone(pids: Sequence[int], seconds: float) -> list[int]:
     """The pids still running after up to ``seconds``."""
     deadline = time.monotonic() + seconds
-    left = [p for p in pids if _alive(p)]
+    left = [p for p in pids if running(p)]
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = [p for p in left if _alive(p)]
+        left = [p for p in left if running(p)]
     return left
 
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recon.procs import running
 from recon.remit.era835 import Claim, Remittance
 
 CHUNK_ROWS = 50_000
@@ -332,7 +333,7 @@ def remove_stale_scratch(root: str | None = None) -> list[str]:
                 continue
             owner = _OWNED.match(entry.name)
             if owner is not None:
-                if _running(int(owner.group(1))):
+                if running(int(owner.group(1))):
                     continue
             elif entry.name.startswith("recon-era-") or (
                 time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_AGE
@@ -343,16 +344,6 @@ def remove_stale_scratch(root: str | None = None) -> list[str]:
     return removed
 
 
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process: running
-    return True
 
 
 def _read_csv(path: str, spec: tuple[tuple[str, str], ...]) -> str:

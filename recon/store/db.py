@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from recon.errors import LedgerError
+from recon.procs import running
 from recon.store.sql import literal
 
 DEFAULT_DB = Path("data") / "recon.duckdb"
@@ -211,21 +212,13 @@ def others_waiting(path: Path) -> bool:
     for entry in entries:
         pid = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
         if pid.isdigit() and int(pid) != os.getpid():
-            if _running(int(pid)):
+            if running(int(pid)):
                 return True
             with contextlib.suppress(OSError):  # left by a waiter that was killed
                 os.remove(entry.path)
     return False
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process
-    return True
 
 
 def _held_elsewhere(exc: duckdb.Error) -> bool:
