@@ -407,6 +407,12 @@ class Poster:
                                          FROM (SELECT grp, reason, sum(amount) AS amt FROM s_cas a
                                                WHERE a.ci = c.ci GROUP BY ALL HAVING sum(amount) <> 0)), '') AS sig
                         FROM m_claim c JOIN s_rem r USING (st) WHERE c.outcome = 'reversal'),
+                 -- candidates by CLP07 or by CLP01: two equi-joins, not one join on an OR (which
+                 -- compares every reversal with every claim the ledger ever posted)
+                 pairs AS (SELECT rv.ci, rc.claim_posting_id FROM rv JOIN remit_claims rc ON rc.payer_control = rv.pcn
+                           WHERE rv.pcn <> ''
+                           UNION
+                           SELECT rv.ci, rc.claim_posting_id FROM rv JOIN remit_claims rc ON rc.claim_id = rv.clp01),
                  cand AS (SELECT rv.ci, rc.claim_posting_id AS original, rc.charge, rc.paid,
                                  rv.pcn <> '' AND rc.payer_control = rv.pcn AS by_pcn,
                                  rc.claim_posting_id IN (SELECT original FROM adjudication_reversals)
@@ -419,10 +425,10 @@ class Poster:
                                                             sum(amount) AS amt
                                                      FROM remit_cas x WHERE x.claim_posting_id = rc.claim_posting_id
                                                      GROUP BY ALL HAVING sum(amount) <> 0)), '') = rv.sig AS exact
-                          FROM remit_claims rc
-                          JOIN remittances r ON r.remittance_id = rc.remittance_id
-                          JOIN rv ON r.payer_id = rv.payer_id
-                                 AND ((rv.pcn <> '' AND rc.payer_control = rv.pcn) OR rc.claim_id = rv.clp01)
+                          FROM pairs
+                          JOIN rv USING (ci)
+                          JOIN remit_claims rc USING (claim_posting_id)
+                          JOIN remittances r ON r.remittance_id = rc.remittance_id AND r.payer_id = rv.payer_id
                           WHERE (rc.claim_id IN (SELECT clp01 FROM rv) OR rc.payer_control IN (SELECT pcn FROM rv))
                             AND (rc.outcome IN ('posted', 'denied', 'unmatched', 'payer_not_on_policy')
                                  OR EXISTS (SELECT 1 FROM exceptions e JOIN exception_actions a USING (exception_id)
