@@ -72,6 +72,11 @@ def money(value: object, field: str = "amount") -> Decimal:
     return parse_amount(value, field)
 
 
+def from_cents(minor: int) -> Decimal:
+    """An amount a bank file gives in cents (BAI2: ``123456`` is 1234.56), exactly."""
+    return Decimal(int(minor)).scaleb(-2)
+
+
 def fmt(amount: Decimal | None) -> str:
     """Print an amount with exactly two decimals (``"1234.50"``); None prints empty."""
     if amount is None:

@@ -35,10 +35,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import NamedTuple
 
 from recon.errors import FileFormatError
+from recon.money import from_cents
 
 CODES = ("01", "02", "03", "16", "49", "88", "98", "99")
 _START = re.compile(r"\s*(\d\d),")
@@ -453,7 +453,7 @@ class _Reader:
 
 def _money(minor: int) -> str:
     """An amount in minor units as the analyst reads it (two decimals, as for USD)."""
-    return f"{Decimal(minor).scaleb(-2):,}"
+    return f"{from_cents(minor):,}"
 
 
 # ------------------------------------------------------------------ type codes

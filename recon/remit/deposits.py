@@ -38,7 +38,7 @@ from typing import Any
 
 from recon.csvfile import csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount
-from recon.money import ZERO, fmt, parse_amount
+from recon.money import ZERO, fmt, from_cents, parse_amount
 from recon.remit import bai2
 
 COLUMNS = ("deposit_id", "deposit_date", "amount", "trace_number", "description")
@@ -308,7 +308,7 @@ def _bai2_file(path: Path, codes: frozenset[str]) -> BankFile:
         reason = _not_a_deposit(d, codes)
         if reason is None:
             base = f"{_id_part(d.account)}-{d.as_of:%Y%m%d}-" + (
-                _id_part(d.bank_reference) if d.bank_reference else f"{d.type_code}-{fmt(Decimal(d.amount).scaleb(-2))}"
+                _id_part(d.bank_reference) if d.bank_reference else f"{d.type_code}-{fmt(from_cents(d.amount))}"
             )
             deposits.append((base, _key(d), d))
         else:
@@ -378,7 +378,7 @@ def _bai2_deposit(file: str, deposit_id: str, d: bai2.Detail) -> Deposit:
     if trace is not None and len(trace) > 50:
         problem = f"{trace[:60]!r} is not valid; expected the payer's TRN02 (at most 50 characters)"
         raise FileFormatError(file, d.line, "trace_number", problem)
-    return Deposit(deposit_id, d.as_of, Decimal(d.amount).scaleb(-2), trace, _describe_detail(d), file, d.line)
+    return Deposit(deposit_id, d.as_of, from_cents(d.amount), trace, _describe_detail(d), file, d.line)
 
 
 def _activity(file: str, activity_id: str, d: bai2.Detail, reason: str) -> BankActivity:
@@ -388,7 +388,7 @@ def _activity(file: str, activity_id: str, d: bai2.Detail, reason: str) -> BankA
     elif d.currency in _ZERO_DECIMAL:
         amount = Decimal(d.amount).quantize(Decimal("0.01"))
     else:
-        amount = Decimal(d.amount).scaleb(-2)
+        amount = from_cents(d.amount)
     description = _describe_detail(d)
     if amount is None:
         description = f"{d.currency} {Decimal(d.amount).scaleb(-3)}; {description}"
