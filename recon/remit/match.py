@@ -32,10 +32,11 @@ from datetime import datetime
 from typing import Any
 
 from recon.errors import RemittanceError
+from recon.rules.eob import FORWARDED  # CLP02 19/20/21: one definition for paper EOBs and ERAs
 from recon.store.sql import literal
 
 PRIMARY = ("1", "19")
-FORWARDED = ("19", "20", "21")
+
 
 # BPR04 -> recon payment method. BOP (financial institution option) and FWT (wire)
 # are electronic transfers like ACH; NON (no payment) and anything else is plain

@@ -39,7 +39,7 @@ ADJUSTMENT_CODES: tuple[tuple[str, str], ...] = (
 PR_KINDS: tuple[tuple[str, str], ...] = (("deductible", "PR-1"), ("coinsurance", "PR-2"), ("copay", "PR-3"))
 """Patient responsibility by kind, and the CARC each is recorded under."""
 
-FORWARDED = ("19", "20", "21")  # CLP02 "processed and forwarded": same as recon.remit.match.FORWARDED
+FORWARDED = ("19", "20", "21")  # CLP02 "processed and forwarded" (ERA posting uses this one too)
 NEW_POSTING = -1
 """Where a manual adjudication not yet recorded sorts among the standing ones: after every
 earlier manual one (their ids are far below zero), before any 835 claim posting (above zero)."""
