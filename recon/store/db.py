@@ -82,12 +82,12 @@ def wait_seconds(wait: float | None = None) -> float:
         if not text:
             return DEFAULT_WAIT
         try:
-            wait = float(text)
+            wait = float(text)  # not money: seconds
         except ValueError:
             raise LedgerError(f"RECON_DB_WAIT: {text[:60]!r} is not a number of seconds") from None
     if not math.isfinite(wait) or wait < 0:
         raise LedgerError(f"RECON_DB_WAIT: {wait} is not a number of seconds (0 or more)")
-    return float(wait)
+    return float(wait)  # not money: seconds
 
 
 def connect(
