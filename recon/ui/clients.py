@@ -25,6 +25,7 @@ class ClientsView(w.VBox):
         self.recon = recon
         self._on_open = on_open
         self._rows: list[Any] = []
+        self._row_widgets: dict[str, w.HBox] = {}
         self.search = w.Text(
             description="Search",
             placeholder="client name or id",
@@ -56,26 +57,38 @@ class ClientsView(w.VBox):
         guarded(self.message, run)
 
     def _render(self) -> None:
-        for child in self.results.children:
-            child.close()
-        rows = []
+        """Show the current page, keeping the row of a client who is still listed.
+
+        Why keep it: the list follows each keystroke, and a click that reaches the
+        kernel just after a refresh would be lost if its button had been closed.
+        A client's row is the same widget for as long as the client stays listed.
+        """
+        shown = {}
         for r in self._rows[self.pager.window()]:
-            name = f"{r.first_name} {r.last_name}"
-            button = w.Button(
-                description=name,
-                tooltip=f"Open Client Details for {name}",
-                layout=w.Layout(width="220px"),
-            )
-            button.add_class("recon-client-link")
-            button.add_class(f"recon-client-{r.client_id}")
-            button.on_click(lambda _b, cid=r.client_id: self._on_open(cid))
+            row = self._row_widgets.pop(r.client_id, None) or self._client_row(r.client_id)
             insurance = r.insurance if isinstance(r.insurance, str) else "Self-pay"
-            info = w.HTML(
+            name = f"{r.first_name} {r.last_name}"
+            button, info = row.children
+            button.description = name
+            button.tooltip = f"Open Client Details for {name}"
+            info.value = (
                 f'<span class="recon-cell" style="width:70px">{esc(r.client_id)}</span>'
                 f'<span class="recon-cell">{esc(insurance)}</span>'
             )
-            rows.append(w.HBox([button, info]))
-        self.results.children = rows
+            shown[r.client_id] = row
+        for gone in self._row_widgets.values():
+            for child in gone.children:
+                child.close()
+            gone.close()
+        self._row_widgets = shown
+        self.results.children = list(shown.values())
+
+    def _client_row(self, client_id: str) -> w.HBox:
+        button = w.Button(layout=w.Layout(width="220px"))
+        button.add_class("recon-client-link")
+        button.add_class(f"recon-client-{client_id}")
+        button.on_click(lambda _b: self._on_open(client_id))
+        return w.HBox([button, w.HTML()])
 
 
 class ClientDetailsView(w.VBox):

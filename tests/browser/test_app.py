@@ -158,6 +158,7 @@ def test_the_app_records_a_payment_posts_a_batch_and_works_an_exception(
 
     # Clients & Ledger: find Avery Chen, open the Client Ledger.
     wb.get_by_label("Search", exact=True).fill("Chen")
+    expect(wb.locator(".recon-client-list .recon-client-link")).to_have_count(1, timeout=UI_TIMEOUT)
     client = wb.locator(".recon-client-list").get_by_role("button", name="Avery Chen", exact=True)
     expect(client).to_be_visible(timeout=UI_TIMEOUT)
     client.click()

@@ -69,6 +69,23 @@ def test_the_seed_path_through_the_workbench(recon: Recon) -> None:
     assert app.screen.children == (view,)
 
 
+def test_a_click_on_a_client_listed_before_the_search_narrowed_still_opens_it(recon: Recon) -> None:
+    """The list follows each keystroke; a click sent just before a refresh must not be lost.
+
+    (CI saw this in Chromium: the button clicked was closed by the refresh that the
+    typing caused, and Client Details never opened.)
+    """
+    app = workbench(recon, user="ana", enrolled=False)
+    before = {row.children[0].description: row.children[0] for row in app.clients.results.children}
+    app.clients.search.value = "Chen"
+    assert client_buttons(app) == ["Avery Chen"]
+    assert app.clients.results.children[0].children[0] is before["Avery Chen"]
+    assert before["Blake Diaz"].comm is None  # the rows no longer listed are closed
+    before["Avery Chen"].click()
+    assert app.screen.children == (app.details,)
+    assert "Avery Chen" in app.details.info.value
+
+
 def test_ledger_nav_waits_for_a_client(recon: Recon) -> None:
     app = workbench(recon, user="ana", enrolled=False)
     assert app.nav_ledger.disabled
