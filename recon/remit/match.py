@@ -352,18 +352,22 @@ class Poster:
     def holds(self) -> None:
         """Hold claims from a payer none of the client's policies names, lines that matched no
         invoice, and lines an earlier manual payment of the same payer already paid."""
+        # The claims held are found first; only their clients' policies are listed (listing every
+        # client's policies took ~2 s a file on a 250,000-client practice).
         self.run("""
             UPDATE m_claim SET outcome = 'payer_not_on_policy', detail = x.detail
-            FROM (SELECT p.ci, 'payer ' || any_value(r.payer_id) || ' is not a policy of client '
-                               || string_agg(DISTINCT p.client_id, ', ') || ' (its policies: '
+            FROM (WITH bad AS (SELECT p.ci, p.client_id, r.payer_id
+                               FROM m_part p JOIN m_claim c USING (ci) JOIN s_rem r USING (st)
+                               WHERE c.outcome = 'posted' AND p.invoice_id IS NOT NULL
+                                 AND NOT EXISTS (SELECT 1 FROM client_insurance i
+                                                 WHERE i.client_id = p.client_id AND i.payer_id = r.payer_id)),
+                       pol AS (SELECT client_id, string_agg(payer_id || ' ' || priority, ', ' ORDER BY priority) AS list
+                               FROM client_insurance WHERE client_id IN (SELECT client_id FROM bad) GROUP BY 1)
+                  SELECT b.ci, 'payer ' || any_value(b.payer_id) || ' is not a policy of client '
+                               || string_agg(DISTINCT b.client_id, ', ') || ' (its policies: '
                                || coalesce(any_value(pol.list), 'none') || ')' AS detail
-                  FROM m_part p JOIN m_claim c USING (ci) JOIN s_rem r USING (st)
-                  LEFT JOIN (SELECT client_id, string_agg(payer_id || ' ' || priority, ', ' ORDER BY priority) AS list
-                             FROM client_insurance GROUP BY 1) pol ON pol.client_id = p.client_id
-                  WHERE c.outcome = 'posted' AND p.invoice_id IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM client_insurance i
-                                    WHERE i.client_id = p.client_id AND i.payer_id = r.payer_id)
-                  GROUP BY p.ci) x
+                  FROM bad b LEFT JOIN pol USING (client_id)
+                  GROUP BY b.ci) x
             WHERE m_claim.ci = x.ci""")
         self.run("""
             INSERT INTO m_hold
