@@ -8,6 +8,7 @@ id already in the ledger with different content is an error, never an overwrite.
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -16,6 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from recon.csvfile import MAX_FIELD, check_header, csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount, LedgerError, NotFound, PermissionDenied
@@ -96,17 +99,20 @@ class LoadSummary:
 
 
 # ------------------------------------------------------------------ reading
-def read_source(source: Path) -> dict[str, list[Row]]:
-    """Rows of each table from a folder of ``<table>.csv`` or sheets of one ``.xlsx``."""
+def read_source(source: Path, skip: tuple[str, ...] = ()) -> dict[str, list[Row]]:
+    """Rows of each table from a folder of ``<table>.csv`` or sheets of one ``.xlsx``.
+
+    ``skip`` names CSV files not to read (invoices.csv once DuckDB has staged it).
+    """
     if source.is_dir():
         found = {t: source / f"{t}.csv" for t in TABLES if (source / f"{t}.csv").exists()}
         if not found:
             raise InputError(f"{source}: no practice files found (expected {', '.join(t + '.csv' for t in TABLES)})")
-        return {t: list(_csv_rows(p, t)) for t, p in found.items()}
+        return {t: list(_csv_rows(p, t)) for t, p in found.items() if t not in skip}
     if source.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_rows(source)
     if source.suffix.lower() == ".csv" and source.stem in TABLES:
-        return {source.stem: list(_csv_rows(source, source.stem))}
+        return {} if source.stem in skip else {source.stem: list(_csv_rows(source, source.stem))}
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
     raise InputError(f"{source}: expected a folder of CSV files or an .xlsx workbook")
@@ -401,6 +407,10 @@ def load_practice(
     permission; only the first load into an empty ledger (no users, no practice
     data) needs none: it is how the first admin comes to exist, and ``user_id``, if
     given, must be one of the users it creates.
+
+    A folder's ``invoices.csv`` (the big file: a million rows) is read, checked and
+    written by DuckDB (:func:`_stage_invoices`); only when that finds anything amiss is
+    the load done again row by row in Python, whose first refusal is the message.
     """
     con = recon.con
     first = _is_empty(con)
@@ -419,13 +429,35 @@ def load_practice(
         require_admin(recon.user(user_id), "load a practice (it can add users and grant permissions)")
     say = progress or (lambda _text: None)
     say(f"reading {source.name}")
-    tables = read_source(source)
-    say(f"checking {sum(len(rows) for rows in tables.values()):,} rows")
+    invoices_csv = _invoices_csv(source)
+    if invoices_csv is not None:
+        staged = _stage_invoices(con, invoices_csv, say)
+        if staged is not None:
+            try:
+                return _load(recon, source, user_id, first, say, staged)
+            except _NotFast:
+                pass  # something in invoices.csv is amiss: the row-by-row path names it
+            finally:
+                con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+    return _load(recon, source, user_id, first, say, None)
+
+
+def _load(
+    recon: Any, source: Path, user_id: str | None, first: bool, say: Callable[[str], None], staged: int | None
+) -> LoadSummary:
+    """Validate and write; with ``staged``, invoices.csv sits checked in :data:`_STAGE` and only the rest is read."""
+    con = recon.con
+    tables = read_source(source, skip=("invoices",) if staged is not None else ())
+    rows_read = sum(len(rows) for rows in tables.values()) + (staged or 0)
+    say(f"checking {rows_read:,} rows")
     existing: dict[str, dict[str, tuple[Any, ...]]] = {}
     for table, cols in TABLES.items():
+        if table == "invoices":
+            continue
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
         key = (lambda r: (r[0], r[1])) if table == "client_insurance" else (lambda r: r[0])
         existing[table] = {key(r): tuple(r) for r in rows}
+    existing["invoices"] = _existing_invoices(con, [_id_cell(r) for r in tables.get("invoices", [])])
     records = validate(tables, existing)
     admins: tuple[str, ...] = ()
     if first:
@@ -450,6 +482,9 @@ def load_practice(
         if first and not _is_empty(con):
             raise LedgerError("Another load filled this ledger meanwhile; nothing was loaded; retry as an admin")
         for table in TABLES:
+            if table == "invoices" and staged is not None:
+                added[table], unchanged[table] = _write_staged_invoices(con, say)
+                continue
             if new[table]:
                 say(f"writing {table} ({len(new[table]):,} rows)")
                 marks = ", ".join("?" for _ in TABLES[table])
@@ -467,6 +502,26 @@ def load_practice(
                 detail["first_admins"] = list(admins)
             recon.audit(user_id or "(first load)", "load_practice", "practice", str(source), detail)
     return LoadSummary(str(source), added, unchanged, first_load=first, first_admins=admins)
+
+
+def _id_cell(row: Row) -> str:
+    return row.cells.get("invoice_id", "")
+
+
+def _existing_invoices(con: Any, ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """The ledger's invoices among ``ids``: a reload is compared with them, never the whole (10M-row) table."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    import pyarrow as pa
+
+    con.register("_load_ids", pa.table({"invoice_id": pa.array(wanted, type=pa.string())}))
+    try:
+        cols = ", ".join(f"i.{c}" for c in TABLES["invoices"])
+        rows = con.execute(f"SELECT {cols} FROM invoices i JOIN _load_ids USING (invoice_id)").fetchall()
+    finally:
+        con.unregister("_load_ids")
+    return {r[0]: tuple(r) for r in rows}
 
 
 def _has_no_users(con: Any) -> bool:
@@ -496,3 +551,207 @@ def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[st
         con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _load_batch")
     finally:
         con.unregister("_load_batch")
+
+
+# ------------------------------------------------- invoices.csv through DuckDB
+_STAGE = "_load_invoices"
+_RECORDS = "_load_invoice_records"
+_ID_RE = "[A-Za-z0-9][A-Za-z0-9._/-]{0,79}"
+_AMOUNT_RE = r"[0-9]{1,16}(\.[0-9]{1,2})?"
+_PLAIN_RE = "[ !#-~]*"  # printable ASCII but the quote: what both CSV readers read alike
+
+
+class _NotFast(Exception):
+    """invoices.csv holds something the SQL checks do not accept: load row by row to name it."""
+
+
+def _invoices_csv(source: Path) -> Path | None:
+    """The invoices.csv a load would read, if it reads one (a folder's, or the file itself)."""
+    if source.is_dir():
+        path = source / "invoices.csv"
+        return path if path.is_file() else None
+    if source.suffix.lower() == ".csv" and source.stem == "invoices" and source.is_file():
+        return source
+    return None
+
+
+def _data_lines(path: Path) -> int | None:
+    """Physical lines after the header, or None when lines end in a lone CR (DuckDB might split them otherwise)."""
+    newlines = returns = 0
+    last = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            newlines += chunk.count(b"\n")
+            returns += chunk.count(b"\r")
+            last = chunk[-1:]
+    if returns not in (0, newlines):
+        return None
+    lines = newlines + (1 if last not in (b"", b"\n") else 0)
+    return lines - 1
+
+
+def _stage_invoices(con: Any, path: Path, say: Callable[[str], None]) -> int | None:
+    """Read invoices.csv with DuckDB into a temporary table of typed, format-checked values.
+
+    Returns its row count, or None whenever the row-by-row reader must do it instead:
+    a header or a file DuckDB does not read, a row count that is not one row per
+    physical line (blank lines, quoted line breaks), or any value that is not plain
+    (ASCII without quotes, within the shapes below). Values are read as text and
+    checked before any cast: DuckDB would round ``12.345`` into a DECIMAL(18,2).
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            first = fh.readline()
+        header = next(csv.reader([first]), None)
+        if not header or len(first) > MAX_FIELD * 10:
+            return None
+        names = check_header(path.name, header, TABLES["invoices"], OPTIONAL_COLUMNS["invoices"])
+    except (UnicodeDecodeError, OSError, csv.Error, FileFormatError):
+        return None
+    expected = _data_lines(path)
+    if expected is None or expected < 1:
+        return None
+    cols = {f"c{n}": "VARCHAR" for n in range(len(names))}
+    raw = {name: f"coalesce(c{n}, '')" for n, name in enumerate(names) if name in TABLES["invoices"]}
+    extra = [f"length(coalesce(c{n}, '')) <= {MAX_FIELD}" for n, name in enumerate(names) if name not in raw]
+
+    def v(field: str) -> str:
+        return f"trim({raw[field]})" if field in raw else "''"
+
+    def full(field: str, pattern: str) -> str:
+        return f"regexp_full_match({v(field)}, '{pattern}')"
+
+    date_expr = (
+        f"coalesce(try_strptime({v('service_date')}, '%Y-%m-%d'), try_strptime({v('service_date')}, '%m/%d/%Y'))::DATE"
+    )
+    checks = [f"regexp_full_match({r}, '{_PLAIN_RE}')" for r in raw.values()] + extra
+    checks += [
+        full("invoice_id", _ID_RE),
+        full("client_id", _ID_RE),
+        f"({v('payer_id')} = '' OR {full('payer_id', _ID_RE)})",
+        f"({v('claim_id')} = '' OR {full('claim_id', _ID_RE)})",
+        f"({full('service_date', _ISO_DATE.pattern)} OR {full('service_date', _US_DATE.pattern)})",
+        f"coalesce({date_expr} >= DATE '0001-01-01', false)",
+        f"{v('service_code')} <> '' AND length({v('service_code')}) <= {MAX_FIELD}",
+        f"({v('units')} = '' OR ({full('units', '[0-9]{1,5}')} AND TRY_CAST({v('units')} AS INTEGER) >= 1))",
+        full("fee", _AMOUNT_RE),
+        f"({v('client_amt_due')} = '' OR {full('client_amt_due', _AMOUNT_RE)})",
+        f"({v('ins_amt_due')} = '' OR {full('ins_amt_due', _AMOUNT_RE)})",
+    ]
+
+    def amount(field: str) -> str:
+        return f"CASE WHEN {v(field)} = '' THEN NULL ELSE TRY_CAST({v(field)} AS DECIMAL(18,2)) END"
+
+    def opt(field: str) -> str:
+        return f"nullif({v(field)}, '')"
+
+    select = f"""
+        SELECT {v("invoice_id")} AS invoice_id, {v("client_id")} AS client_id, {date_expr} AS service_date,
+               {v("service_code")} AS service_code,
+               CASE WHEN {v("units")} = '' THEN 1 ELSE TRY_CAST({v("units")} AS INTEGER) END AS units,
+               TRY_CAST({v("fee")} AS DECIMAL(18,2)) AS fee, {opt("payer_id")} AS payer_given,
+               {amount("client_amt_due")} AS client_given, {amount("ins_amt_due")} AS ins_given,
+               {opt("claim_id")} AS claim_given, {" AND ".join(checks)} AS plain
+        FROM read_csv({_quote(str(path))}, header = true, auto_detect = false, columns = {_struct(cols)},
+                      delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false)
+    """
+    say(f"reading {path.name} ({expected:,} rows)")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {select}")
+        row = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(plain, false)) FROM {_STAGE}"
+        ).fetchone()
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        return None
+    if not row or row[0] != expected or row[1]:
+        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+        return None
+    return int(row[0])
+
+
+def _write_staged_invoices(con: Any, say: Callable[[str], None]) -> tuple[int, int]:
+    """Derive each staged invoice's payer and dues as :func:`_invoice` does, check them, insert the new ones.
+
+    Runs inside the load's transaction, after the other tables are written, so a
+    reference is checked against the ledger as this load leaves it. Raises
+    :class:`_NotFast` (the transaction rolls back) on anything :func:`_invoice` would refuse,
+    and on a client whose first policy is ambiguous (two of the same priority).
+    """
+    cols = ", ".join(TABLES["invoices"])
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
+        WITH pol AS (
+            SELECT client_id, payer_id, copay,
+                   CASE priority WHEN 'primary' THEN 0 WHEN 'secondary' THEN 1 ELSE 2 END AS rnk
+            FROM client_insurance
+        ), best AS (
+            SELECT * FROM pol QUALIFY rnk = min(rnk) OVER (PARTITION BY client_id)
+        ), dflt AS (
+            SELECT client_id, any_value(payer_id) AS payer_id, any_value(copay) AS copay, count(*) > 1 AS ambiguous
+            FROM best GROUP BY client_id
+        ), j AS (
+            SELECT s.*, c.client_id IS NOT NULL AS client_known, c.copay AS client_copay,
+                   s.payer_given IS NULL OR p.payer_id IS NOT NULL AS payer_known,
+                   s.payer_given IS NULL AND coalesce(d.ambiguous, false) AS ambiguous,
+                   CASE WHEN s.payer_given IS NULL THEN d.payer_id ELSE s.payer_given END AS payer_id,
+                   CASE WHEN s.payer_given IS NULL THEN d.copay ELSE ci.copay END AS policy_copay
+            FROM {_STAGE} s
+            LEFT JOIN clients c ON c.client_id = s.client_id
+            LEFT JOIN dflt d ON d.client_id = s.client_id
+            LEFT JOIN insurance_providers p ON p.payer_id = s.payer_given
+            LEFT JOIN client_insurance ci ON ci.client_id = s.client_id AND ci.payer_id = s.payer_given
+        ), dues AS (
+            SELECT *,
+                CASE WHEN client_given IS NULL AND ins_given IS NULL THEN
+                        CASE WHEN payer_id IS NULL THEN fee ELSE least(coalesce(policy_copay, client_copay), fee) END
+                     WHEN client_given IS NULL THEN fee - ins_given
+                     ELSE client_given END AS client_amt_due,
+                CASE WHEN client_given IS NULL AND ins_given IS NULL THEN
+                        fee - CASE WHEN payer_id IS NULL THEN fee
+                                   ELSE least(coalesce(policy_copay, client_copay), fee) END
+                     WHEN ins_given IS NULL THEN fee - client_given
+                     ELSE ins_given END AS ins_amt_due
+            FROM j
+        )
+        SELECT invoice_id, client_id, service_date, service_code, units, fee, payer_id,
+               client_amt_due::DECIMAL(18,2) AS client_amt_due, ins_amt_due::DECIMAL(18,2) AS ins_amt_due,
+               coalesce(claim_given, invoice_id) AS claim_id,
+               client_known AND payer_known AND NOT ambiguous
+                 AND client_amt_due >= 0 AND ins_amt_due >= 0
+                 AND coalesce(client_given, 0) + coalesce(ins_given, 0) <= fee
+                 AND NOT (ins_amt_due > 0 AND payer_id IS NULL) AS ok
+        FROM dues
+    """)
+    bad, rows, ids = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT coalesce(ok, false)), count(*), count(DISTINCT invoice_id) FROM {_RECORDS}"
+    ).fetchone()
+    if bad:
+        raise _NotFast
+    source = _RECORDS
+    if rows != ids:  # repeated ids: harmless only when every repeat is the same record
+        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {_RECORDS})").fetchone()[0]
+        if distinct != ids:
+            raise _NotFast
+        source = f"(SELECT DISTINCT {cols} FROM {_RECORDS})"
+    same = " AND ".join(f"r.{c} IS NOT DISTINCT FROM i.{c}" for c in TABLES["invoices"])
+    present, differing = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ({same})) FROM {source} r JOIN invoices i USING (invoice_id)"
+    ).fetchone()
+    if differing:
+        raise _NotFast
+    added = ids - present
+    if added:
+        say(f"writing invoices ({added:,} rows)")
+        where = "" if not present else " WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = r.invoice_id)"
+        con.execute(f"INSERT INTO invoices ({cols}) SELECT {cols} FROM {source} r{where}")
+    con.execute(f"DROP TABLE IF EXISTS {_RECORDS}")
+    return added, present
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _struct(cols: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{_quote(k)}: {_quote(t)}" for k, t in cols.items()) + "}"
