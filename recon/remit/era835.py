@@ -258,7 +258,77 @@ def read_835_checked(path: str | Path, *, name: str | None = None) -> Iterator[t
     amounts are at hand saves walking every claim, line and adjustment a second time:
     about a sixth of the read. The result always equals ``check_remittance(rem)``.
     """
-    return _read(X12Reader(path, name=name))
+    return _read(X12Reader(path, name=name))  # type: ignore[return-value]
+
+
+STREAM_BATCH = 2_000
+"""Claims per :class:`ClaimBatch`: enough to amortise a yield, few enough to keep memory flat."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """The next claims of the file's ``st``-th transaction (1-based), in file order.
+
+    ``header`` is the transaction as its header segments (BPR, TRN, N1, REF*2U, DTM*405)
+    describe it before its first claim: what posting needs to decide, before staging a
+    claim, whether the transaction is new. It has no claims, PLB or SE-time warnings;
+    :func:`same_header` tells whether the finished transaction still agrees with it.
+    """
+
+    st: int
+    header: Remittance
+    claims: list[Claim]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEnd:
+    """A transaction read to its SE: the record without its claims, and their totals."""
+
+    st: int
+    remittance: Remittance
+    imbalances: list[Imbalance]
+    claims: int
+    lines: int
+    paid: Decimal
+
+
+def read_835_stream(
+    path: str | Path, *, name: str | None = None, batch: int = STREAM_BATCH
+) -> Iterator[ClaimBatch | TransactionEnd]:
+    """Read and balance a file holding at most ``batch`` claims in memory, whatever its size.
+
+    Per transaction: its claims in :class:`ClaimBatch` items, then one
+    :class:`TransactionEnd` (whose remittance has ``claims == ()``). The checks,
+    problems, messages and their order are those of :func:`read_835_checked`; a payer
+    file of one ST with a million claims is read in the memory of ``batch`` of them.
+    """
+    return _read(X12Reader(path, name=name), max(1, batch))  # type: ignore[return-value]
+
+
+_HEADER_FIELDS = (
+    "envelope",
+    "handling_code",
+    "amount",
+    "credit_debit",
+    "method",
+    "payment_date",
+    "trace_number",
+    "originator_id",
+    "payer_name",
+    "payer_ref_id",
+    "payer_n1_id",
+    "payee_name",
+    "payee_id",
+)
+
+
+def same_header(early: Remittance, final: Remittance) -> bool:
+    """Whether a transaction's header read before its claims still holds at its SE.
+
+    It does unless a header segment (BPR, TRN, N1, DTM*405) comes after a claim, which
+    no payer's file does; a consumer that decided on ``early`` reads such a file again.
+    """
+    return all(getattr(early, f) == getattr(final, f) for f in _HEADER_FIELDS)
 
 
 def _segment_ids(el: str) -> dict[str, str]:
@@ -441,7 +511,9 @@ def _cas(file: str, e: list[str], n: int) -> tuple[tuple[Adjustment, ...], Decim
     return tuple(found), total
 
 
-def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
+def _read(
+    reader: X12Reader, batch: int = 0
+) -> Iterator[tuple[Remittance, list[Imbalance]] | ClaimBatch | TransactionEnd]:
     """The reader proper: one pass, one function, state in local variables.
 
     Why it is written as one long loop: a 10 MB file has ~430,000 segments and the
@@ -454,6 +526,9 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
     dates go through caches of their text, CAS segments through a cache of the whole
     segment text (the same adjustment recurs on many lines). Rare work (header,
     envelopes, repairs, errors) lives in :class:`_Transaction` and plain functions.
+
+    ``batch`` > 0 streams (:func:`read_835_stream`): every ``batch`` claims go out as a
+    :class:`ClaimBatch` and the transaction ends with a :class:`TransactionEnd`.
     """
     file = reader.name
     amounts = _AMOUNTS
@@ -484,6 +559,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
     l_150: date | None = None
     control = ""
     header = True  # before the first claim: where REF*2U names the payer
+    st_seq = 0  # transactions so far in the file (ClaimBatch.st)
     for first, segs in reader.raw_batches():
         seps = reader.separators
         el = seps.element
@@ -518,6 +594,7 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     control = e[2]
                     tx = _Transaction(file, _el(isa or [], 13), _el(gs, 6), control, n, comp)
                     claims, imbalances, paid_total = [], [], ZERO
+                    st_seq += 1
                     clp_e, svc_open, header = None, False, True
                 elif sid == "ISA":
                     if isa is not None:
@@ -711,6 +788,9 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                     )
                     paid_total += c_paid
                     clp_e = None
+                    if batch and len(claims) >= batch:
+                        yield tx.batch(st_seq, claims)
+                        claims = []
                 if sid == "SVC":
                     if clp_e is None:
                         raise X12Error(file, n, "SVC", None, "service line outside a claim (no CLP before it)")
@@ -777,7 +857,14 @@ def _read(reader: X12Reader) -> Iterator[tuple[Remittance, list[Imbalance]]]:
                 elif sid == "PLB":
                     tx.plb_segment(s.split(el), n)
                 elif sid == "SE":
-                    yield tx.finish(n, s.split(el), claims, paid_total, imbalances)
+                    if batch:
+                        if claims:
+                            yield tx.batch(st_seq, claims)
+                            claims = []
+                        rem, imbalances = tx.finish(n, s.split(el), claims, paid_total, imbalances)
+                        yield TransactionEnd(st_seq, rem, imbalances, tx.n_claims, tx.n_lines, paid_total)
+                    else:
+                        yield tx.finish(n, s.split(el), claims, paid_total, imbalances)
                     tx = None
             else:
                 e = s.split(el)
@@ -841,6 +928,53 @@ class _Transaction:
         self.plb: list[ProviderAdjustment] = []
         self.defects: list[str] = []
         self.warnings: list[str] = []
+        self.n_claims = self.n_lines = 0  # claims handed out in batches (streaming)
+        self.early: Remittance | None = None
+
+    def batch(self, st: int, claims: list[Claim]) -> ClaimBatch:
+        """Claims handed out while streaming, with the header as read before the first of them."""
+        self.n_claims += len(claims)
+        lines = 0
+        for claim in claims:
+            lines += len(claim.lines)
+        self.n_lines += lines
+        if self.early is None:
+            self.early = self.header()
+        return ClaimBatch(st, self.early, claims)
+
+    def header(self) -> Remittance:
+        """The transaction as its header describes it so far (no claims, PLB or repairs yet)."""
+        bpr, trn = self.bpr or [], self.trn or []
+        return Remittance(
+            Envelope(self.file, self.isa13, self.gs06, self.control, self.first),
+            _el(bpr, 1),
+            _amount(self.file, bpr, 2, self.bpr_n) if bpr else ZERO,
+            _el(bpr, 3),
+            _el(bpr, 4),
+            self.peek_payment_date(),
+            _el(trn, 2),
+            _el(trn, 3),
+            self.payer_name,
+            self.payer_ref,
+            self.payer_n1,
+            self.payee_name,
+            self.payee_id,
+            (),
+            (),
+            tuple(self.defects),
+            tuple(self.warnings),
+        )
+
+    def peek_payment_date(self) -> date | None:
+        """The payment date :meth:`resolve_payment_date` would settle on now, without its messages."""
+        if self.payment_date is not None or self.bpr is None:
+            return self.payment_date
+        found = [day for pos in range(5, min(len(self.bpr), 16)) if _plausible(day := _parse_date(self.bpr[pos]))]
+        if len(found) == 1:
+            return found[0]
+        if self.production is not None and _plausible(self.production[0]):
+            return self.production[0]
+        return None
 
     def where(self, n: int, sid: str, pos: int | None) -> str:
         return X12Error(self.file, n, sid, pos, "").message[:-2]

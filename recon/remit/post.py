@@ -37,7 +37,7 @@ from typing import Any
 from recon.errors import RemittanceError
 from recon.money import ZERO, fmt
 from recon.remit.balance import plb_total
-from recon.remit.era835 import Remittance, read_835_checked
+from recon.remit.era835 import ClaimBatch, Remittance, read_835_checked, read_835_stream, same_header
 from recon.remit.match import Poster
 from recon.remit.prepare import Header, Prepared
 from recon.remit.stage import Stager, private_session, scratch_folder
@@ -222,12 +222,14 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
 
 
 def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
-              write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None) -> FileOutcome:
+              write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None,
+              stream: bool = True) -> FileOutcome:
     """One file, one transaction (see the module docstring for the steps).
 
     ``prepared``: the file as a reader process read and formatted it (a batch); when
     it says the file must be read here, or when only some of its transactions are new
     (its chunks were cut for all of them), the file is read in process instead.
+    ``stream=False``: read a whole transaction at a time (the fallback of a streamed read).
     """
     if prepared is not None and prepared.in_process:
         prepared = None
@@ -245,7 +247,7 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             poster.prepare()
             stager = Stager(con, after=poster.chunk)
             if prepared is None:
-                new = _read_and_stage(recon, Path(path), name, stager, outcome)
+                new = _read_and_stage(recon, Path(path), name, stager, outcome, stream)
             else:
                 new = _stage_prepared(recon, prepared, name, stager, outcome)
             if new:
@@ -271,7 +273,7 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             if stager is not None:
                 stager.close()
         if reread:
-            return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off)
+            return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False)
         if dry_run or outcome.status != "posted":
             con.execute("ROLLBACK")
         else:
@@ -297,8 +299,11 @@ def _single_threaded(con: Any) -> Iterator[None]:
         con.execute(f"SET threads = {threads}")
 
 
-def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: FileOutcome) -> int:
+def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: FileOutcome,
+                    stream: bool = True) -> int:
     """Read, check and stage every transaction; returns how many are new."""
+    if stream:
+        return _stream_and_stage(recon, path, name, stager, outcome)
 
     def transactions() -> Iterator[tuple[int, Remittance, Decimal]]:
         for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
@@ -312,6 +317,63 @@ def _read_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: 
             stager.flush()
     except RemittanceError as exc:  # the reader refused the file (envelope, truncation, a bad value)
         raise _bad_file(path, name, exc.message) from exc
+    _stage_remittances(stager.con, rows)
+    return len(rows)
+
+
+def _stream_and_stage(recon: Any, path: Path, name: str, stager: Stager, outcome: FileOutcome) -> int:
+    """``_read_and_stage`` holding a few thousand claims at a time, whatever the file's size.
+
+    A transaction is checked (payer, already posted, conflict) on its header as read
+    before its first claim (:class:`~recon.remit.era835.ClaimBatch`), and only a new
+    one's claims are staged, batch by batch. At its SE the finished transaction must
+    pass the gate and agree with that header (:func:`~recon.remit.era835.same_header`;
+    a file with header segments after a claim is read again the whole way,
+    :class:`_Reread`). The outcome is then completed as ``_read_and_stage`` leaves it:
+    SE-time warnings in their place, Σ PLB, the claim counts of the ``s_rem`` rows.
+    """
+    new: set[int] = set()
+    early: dict[int, Remittance] = {}
+    late: dict[int, tuple[int, Remittance, int]] = {}  # st -> (where its warnings go, the SE record, claims)
+
+    def transactions() -> Iterator[tuple[int, Remittance, Decimal]]:
+        for part in read_835_stream(path, name=name):
+            st = part.st
+            if isinstance(part, ClaimBatch):
+                if st not in early:
+                    early[st] = part.header
+                    mark = len(outcome.warnings) + len(part.header.warnings)
+                    yield st, part.header, ZERO
+                    late[st] = (mark, part.header, 0)
+                if st in new:
+                    stager.add_claims(st, part.claims)
+                continue
+            rem = part.remittance
+            if rem.defects or part.imbalances:  # the gate's checks, made in the reading pass
+                raise _bad_file(path, name)
+            header = early.get(st)
+            if header is None:  # no claims: checked as a whole
+                yield st, rem, plb_total(rem)
+            elif not same_header(header, rem) or rem.warnings[: len(header.warnings)] != header.warnings:
+                raise _Reread
+            else:
+                late[st] = (late[st][0], rem, part.claims)
+            if st in new:
+                stager.add_plb(st, rem.provider_adjustments)
+
+    try:
+        with gc_paused():
+            rows = _check_transactions(recon, name, transactions(), outcome, lambda st, rem: new.add(st))
+            stager.flush()
+    except RemittanceError as exc:  # the reader refused the file (envelope, truncation, a bad value)
+        raise _bad_file(path, name, exc.message) from exc
+    for st in sorted(late, reverse=True):  # later marks first: earlier ones stay where they were
+        mark, rem, _ = late[st]
+        outcome.warnings[mark:mark] = rem.warnings[len(early[st].warnings):]
+        outcome.plb_amount += plb_total(rem)
+    for row in rows:
+        if row[0] in late:
+            row[-1] = late[row[0]][2]
     _stage_remittances(stager.con, rows)
     return len(rows)
 

@@ -2,7 +2,7 @@
 
 ``post_remittances`` with several files posts file k in DuckDB while a reader
 process (``spawn``: never a fork of a process that has DuckDB open) prepares file
-k+1 with :func:`prepare_file`: the reading pass (``read_835_checked``, the gate's
+k+1 with :func:`prepare_file`: the reading pass (``read_835_stream``, the gate's
 checks) and the staged rows as the delimited text chunk files of
 :class:`recon.remit.stage.TextStager`, written into a folder the parent owns. What
 comes back is small and picklable (:class:`Prepared`): one :class:`Header` per
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from recon.errors import RemittanceError
 from recon.remit.balance import plb_total
-from recon.remit.era835 import Envelope, read_835_checked
+from recon.remit.era835 import ClaimBatch, Envelope, read_835_stream
 from recon.remit.stage import TextStager
 from recon.remit.x12 import gc_paused
 
@@ -117,8 +117,14 @@ def _prepare(path: Path, name: str, folder: str | None, chunk_rows: int | None, 
     stager = TextStager(folder, chunk_rows=chunk_rows, private=private)
     out = Prepared()
     with gc_paused():
-        for st, (rem, imbalances) in enumerate(read_835_checked(path, name=name), start=1):
-            if rem.defects or imbalances:
+        for part in read_835_stream(path, name=name):  # a few thousand claims in memory at a time
+            if isinstance(part, ClaimBatch):
+                stager.add_claims(part.st, part.claims)
+                if stager.exact:
+                    return Prepared(in_process="a value needs the exact staging path")
+                continue
+            rem = part.remittance
+            if rem.defects or part.imbalances:
                 return Prepared(in_process="the file does not pass validation")
             out.headers.append(
                 Header(
@@ -132,14 +138,12 @@ def _prepare(path: Path, name: str, folder: str | None, chunk_rows: int | None, 
                     rem.payer_name,
                     rem.payer_ref_id,
                     rem.payer_n1_id,
-                    len(rem.claims),
+                    part.claims,
                     plb_total(rem),
                     tuple(rem.warnings),
                 )
             )
-            stager.add(st, rem)
-            if stager.exact:
-                return Prepared(in_process="a value needs the exact staging path")
+            stager.add_plb(part.st, rem.provider_adjustments)
         stager.flush()
     if stager.exact:
         return Prepared(in_process="a value needs the exact staging path")

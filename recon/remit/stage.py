@@ -31,11 +31,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recon.procs import running
-from recon.remit.era835 import Claim, Remittance
+from recon.remit.era835 import Claim, ProviderAdjustment, Remittance
 
 CHUNK_ROWS = 50_000
 """Claims per chunk: a 10 MB file is one chunk; larger ones stay within ~20 MB of lines."""
@@ -88,6 +88,7 @@ class Stager:
         self.lines: dict[str, list[str]] = {t: [] for t in TABLES}
         self.refs: list[tuple[int, int, Claim]] = []  # (st, seq, claim) of the buffered claims
         self.plb: list[tuple[Any, ...]] = []
+        self.seqs: dict[int, int] = {}  # st -> claims of it staged so far (a claim's seq continues it)
         self.claims = 0
         self.loaded = 0  # claims handed to a chunk so far
         self.cas = 0
@@ -103,13 +104,26 @@ class Stager:
 
     def add(self, st: int, rem: Remittance) -> None:
         """Append one remittance's claims, lines, adjustments and PLB."""
+        self.add_claims(st, rem.claims)
+        self.add_plb(st, rem.provider_adjustments)
+
+    def add_plb(self, st: int, adjustments: Sequence[ProviderAdjustment]) -> None:
+        """Append the PLB of transaction ``st`` (all of them at once: PLB follow a transaction's claims)."""
+        for seq, p in enumerate(adjustments, start=1):
+            self.plb.append((st, seq, p.provider_id, p.fiscal_period_end, p.reason, p.reference, p.amount))
+
+    def add_claims(self, st: int, claims: Sequence[Claim]) -> None:
+        """Append the next claims of transaction ``st`` (a reader's batch, or all of them) with their lines
+        and adjustments; a full chunk is loaded at once, so what is buffered stays within ``chunk_rows``."""
         rows = self.lines["s_claim"]
         lines = self.lines["s_line"]
         cas = self.lines["s_cas"]
         refs = self.refs
         ci = self.claims
         k = self.cas
-        for seq, claim in enumerate(rem.claims, start=1):
+        first = self.seqs.get(st, 0)
+        self.seqs[st] = first + len(claims)
+        for seq, claim in enumerate(claims, start=first + 1):
             ci += 1
             refs.append((st, seq, claim))
             rows.append(f"{ci}\x1f{st}\x1f{seq}\x1f{claim.claim_id}\x1f{claim.status}\x1f{claim.charge}\x1f"
@@ -126,8 +140,6 @@ class Stager:
                     k += 1
                     cas.append(f"{k}\x1f{ci}\x1f{number}\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount}")
         self.claims, self.cas = ci, k
-        for seq, p in enumerate(rem.provider_adjustments, start=1):
-            self.plb.append((st, seq, p.provider_id, p.fiscal_period_end, p.reason, p.reference, p.amount))
         if ci - self.loaded >= self.chunk_rows:
             self._submit()
 

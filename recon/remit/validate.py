@@ -3,7 +3,9 @@
 A file is posted all or nothing, so every check runs over the whole file first and
 *all* problems are collected into a :class:`FileReport` (an analyst fixes a file
 faster from a full list than from one error at a time). Only per-transaction totals
-are kept, never the claims, so validating many large files keeps memory flat. Posting
+are kept, never the claims: the file is read as a stream (a couple of thousand claims
+at a time, :func:`~recon.remit.era835.read_835_stream`), so memory stays flat however
+large a file, or one of its transactions, is. Posting
 then reads the file a second time. Defects a careful reader can undo without
 guessing (a payment date one element early, another system's component separator)
 are read as meant and listed as ``warnings``: they do not stop a file, but the
@@ -26,7 +28,8 @@ from typing import Any
 
 from recon.errors import RemittanceError
 from recon.money import ZERO, fmt
-from recon.remit.balance import BalanceProblem, plb_total, read_balanced
+from recon.remit.balance import BalanceProblem, plb_total
+from recon.remit.era835 import TransactionEnd, read_835_stream
 from recon.remit.x12 import gc_paused
 
 SHOWN_PROBLEMS = 50
@@ -113,19 +116,20 @@ def validate_file(path: str | Path, strict: bool = False, *,
     envelope_error = None
     try:
         with gc_paused():  # see x12.gc_paused: a third of the time otherwise
-            for rem, found in read_balanced(path, name=name):
+            for part in read_835_stream(path, name=name):
+                if not isinstance(part, TransactionEnd):
+                    continue  # a batch of claims: their totals come with the transaction's end
+                rem = part.remittance
+                found = [BalanceProblem(*f) for f in part.imbalances]
                 defects.extend(rem.defects)
                 warnings.extend(rem.warnings)
                 problems.extend(found)
-                claims += len(rem.claims)
-                claims_paid = ZERO
-                for claim in rem.claims:
-                    lines += len(claim.lines)
-                    claims_paid += claim.paid
+                claims += part.claims
+                lines += part.lines
                 summaries.append(TransactionSummary(
                     rem.envelope.transaction_control, rem.trace_number, rem.payer_id,
-                    rem.payer_name, rem.method, rem.payment_date, rem.amount, claims_paid,
-                    plb_total(rem), len(rem.claims), not found,
+                    rem.payer_name, rem.method, rem.payment_date, rem.amount, part.paid,
+                    plb_total(rem), part.claims, not found,
                 ))
     except RemittanceError as exc:
         envelope_error = exc.message
