@@ -100,8 +100,15 @@ class PracticeSize:
 DEMO = PracticeSize(clients=40, invoices=600)
 
 
-def generate_practice(out: Path, size: PracticeSize = DEMO, seed: int = 7, start: date = date(2026, 5, 1)) -> Path:
-    """Write the five practice CSV files into ``out`` (created) and return it."""
+def generate_practice(
+    out: Path, size: PracticeSize = DEMO, seed: int = 7, start: date = date(2026, 5, 1), first_invoice: int = 1
+) -> Path:
+    """Write the five practice CSV files into ``out`` (created) and return it.
+
+    ``first_invoice`` numbers the invoices from there, so that several practices of the
+    same clients (same ``seed``) load one after another into one ledger: the clients
+    reload unchanged and the invoices add up (bench/bench_scale.py's 10 million).
+    """
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "users.csv", ("user_id", "name", "permissions"), USERS)
@@ -119,20 +126,22 @@ def generate_practice(out: Path, size: PracticeSize = DEMO, seed: int = 7, start
     _write(out / "clients.csv", TABLES["clients"], clients)
     _write(out / "client_insurance.csv", TABLES["client_insurance"], policies)
     span = max(1, min(365, size.invoices // max(1, size.clients) * 14))
-    width = max(4, len(str(size.invoices)))
+    width = max(4, len(str(first_invoice + size.invoices - 1)))
+    # the first batch keeps the stream it always had (the demo ledger's figures); later ones have their own
+    batch = rng if first_invoice == 1 else random.Random(seed * 1_000_003 + first_invoice)
     _write(
         out / "invoices.csv",
         TABLES["invoices"],
-        _invoices(rng, clients, size.invoices, start, span, width),
+        _invoices(batch, clients, size.invoices, start, span, width, first_invoice),
     )
     return out
 
 
 def _invoices(
-    rng: random.Random, clients: list[tuple[str, ...]], count: int, start: date, span: int, width: int
+    rng: random.Random, clients: list[tuple[str, ...]], count: int, start: date, span: int, width: int, first: int = 1
 ) -> Iterator[tuple[str, ...]]:
     dated = sorted((start + timedelta(days=rng.randrange(span)), rng.choice(clients)[0]) for _ in range(count))
-    for n, (day, cid) in enumerate(dated, start=1):
+    for n, (day, cid) in enumerate(dated, start=first):
         code, fee = rng.choice(SERVICES)
         # defaults (payer, dues, claim) come from the client's policy on load
         yield (f"INV{n:0{width}d}", cid, day.isoformat(), code, "1", fee, "", "", "", "")

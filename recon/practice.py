@@ -408,9 +408,10 @@ def load_practice(
     data) needs none: it is how the first admin comes to exist, and ``user_id``, if
     given, must be one of the users it creates.
 
-    A folder's ``invoices.csv`` (the big file: a million rows) is read, checked and
-    written by DuckDB (:func:`_stage_invoices`); only when that finds anything amiss is
-    the load done again row by row in Python, whose first refusal is the message.
+    The big files (clients, policies and invoices: a million rows) are read, checked
+    and written by DuckDB (:func:`_stage`, :func:`_write_staged`); only when that finds
+    anything amiss is the load done again row by row in Python, whose first refusal is
+    the message.
     """
     con = recon.con
     first = _is_empty(con)
@@ -429,30 +430,39 @@ def load_practice(
         require_admin(recon.user(user_id), "load a practice (it can add users and grant permissions)")
     say = progress or (lambda _text: None)
     say(f"reading {source.name}")
-    invoices_csv = _invoices_csv(source)
-    if invoices_csv is not None:
-        staged = _stage_invoices(con, invoices_csv, say)
-        if staged is not None:
-            try:
-                return _load(recon, source, user_id, first, say, staged)
-            except _NotFast:
-                pass  # something in invoices.csv is amiss: the row-by-row path names it
-            finally:
-                con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-    return _load(recon, source, user_id, first, say, None)
+    staged: dict[str, int] = {}
+    try:
+        for table, path in _staged_files(source).items():
+            count = _stage(con, path, table)
+            if count is None:
+                break
+            staged[table] = count
+        else:
+            if staged:
+                try:
+                    return _load(recon, source, user_id, first, say, staged)
+                except _NotFast:
+                    pass  # something in a staged file is amiss: the row-by-row path names it
+    finally:
+        for table in _STAGED:
+            con.execute(f"DROP TABLE IF EXISTS {_stage_name(table)}")
+            con.execute(f"DROP TABLE IF EXISTS {_records_name(table)}")
+    return _load(recon, source, user_id, first, say, {})
 
 
 def _load(
-    recon: Any, source: Path, user_id: str | None, first: bool, say: Callable[[str], None], staged: int | None
+    recon: Any, source: Path, user_id: str | None, first: bool, say: Callable[[str], None], staged: dict[str, int]
 ) -> LoadSummary:
-    """Validate and write; with ``staged``, invoices.csv sits checked in :data:`_STAGE` and only the rest is read."""
+    """Validate and write; the ``staged`` tables' files sit checked in temporary tables, only the rest is read."""
     con = recon.con
-    tables = read_source(source, skip=("invoices",) if staged is not None else ())
-    rows_read = sum(len(rows) for rows in tables.values()) + (staged or 0)
-    say(f"checking {rows_read:,} rows")
+    tables = read_source(source, skip=tuple(staged))
+    rows_read = sum(len(rows) for rows in tables.values()) + sum(staged.values())
+    in_sql = f" ({sum(staged.values()):,} of them read and checked by DuckDB)" if staged else ""
+    say(f"checking {rows_read:,} rows{in_sql}")
     existing: dict[str, dict[str, tuple[Any, ...]]] = {}
     for table, cols in TABLES.items():
-        if table == "invoices":
+        if table == "invoices" or table in staged:
+            existing[table] = {}
             continue
         rows = con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
         key = (lambda r: (r[0], r[1])) if table == "client_insurance" else (lambda r: r[0])
@@ -482,8 +492,8 @@ def _load(
         if first and not _is_empty(con):
             raise LedgerError("Another load filled this ledger meanwhile; nothing was loaded; retry as an admin")
         for table in TABLES:
-            if table == "invoices" and staged is not None:
-                added[table], unchanged[table] = _write_staged_invoices(con, say)
+            if table in staged:
+                added[table], unchanged[table] = _write_staged(con, table, say)
                 continue
             if new[table]:
                 say(f"writing {table} ({len(new[table]):,} rows)")
@@ -553,26 +563,69 @@ def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[st
         con.unregister("_load_batch")
 
 
-# ------------------------------------------------- invoices.csv through DuckDB
-_STAGE = "_load_invoices"
-_RECORDS = "_load_invoice_records"
+# ----------------------------------------------- the big files through DuckDB
+_STAGED = ("clients", "client_insurance", "invoices")
+"""Tables whose CSV DuckDB reads and checks; users and payers are a handful of rows, read in Python."""
 _ID_RE = "[A-Za-z0-9][A-Za-z0-9._/-]{0,79}"
 _AMOUNT_RE = r"[0-9]{1,16}(\.[0-9]{1,2})?"
-_PLAIN_RE = "[ !#-~]*"  # printable ASCII but the quote: what both CSV readers read alike
+# What _text refuses (controls, line and paragraph separators, bidi marks), and the quote (the two
+# CSV readers read a malformed quoted field differently); a value holding any is loaded row by row.
+_TEXT_RE = (
+    '[^\\x00-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}\\x{200e}\\x{200f}\\x{061c}"]*'
+)
+# Characters str.strip() removes beyond the space (the others are controls, refused anyway).
+_SPACES = "\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{202f}\\x{205f}\\x{3000}"
+_EDGE_SPACE_RE = f"^[{_SPACES}]|[{_SPACES}]$"
+_KINDS: dict[str, dict[str, str]] = {
+    "clients": {
+        "client_id": "id",
+        "first_name": "text",
+        "last_name": "text",
+        "date_of_birth": "date?",
+        "copay": "amount?",
+    },
+    "client_insurance": {
+        "client_id": "id",
+        "payer_id": "id",
+        "member_id": "text?",
+        "priority": "priority",
+        "copay": "amount?",
+    },
+    "invoices": {
+        "invoice_id": "id",
+        "client_id": "id",
+        "service_date": "date",
+        "service_code": "text",
+        "units": "units",
+        "fee": "amount",
+        "payer_id": "id?",
+        "client_amt_due": "amount?",
+        "ins_amt_due": "amount?",
+        "claim_id": "id?",
+    },
+}
+_KEY_COLUMNS = {"clients": ("client_id",), "client_insurance": ("client_id", "payer_id"), "invoices": ("invoice_id",)}
 
 
 class _NotFast(Exception):
-    """invoices.csv holds something the SQL checks do not accept: load row by row to name it."""
+    """A staged file holds something the SQL checks do not accept: load row by row to name it."""
 
 
-def _invoices_csv(source: Path) -> Path | None:
-    """The invoices.csv a load would read, if it reads one (a folder's, or the file itself)."""
+def _stage_name(table: str) -> str:
+    return f"_load_stage_{table}"
+
+
+def _records_name(table: str) -> str:
+    return f"_load_records_{table}"
+
+
+def _staged_files(source: Path) -> dict[str, Path]:
+    """The CSV files of :data:`_STAGED` a load would read (a folder's, or the one file given)."""
     if source.is_dir():
-        path = source / "invoices.csv"
-        return path if path.is_file() else None
-    if source.suffix.lower() == ".csv" and source.stem == "invoices" and source.is_file():
-        return source
-    return None
+        return {t: source / f"{t}.csv" for t in _STAGED if (source / f"{t}.csv").is_file()}
+    if source.suffix.lower() == ".csv" and source.stem in _STAGED and source.is_file():
+        return {source.stem: source}
+    return {}
 
 
 def _data_lines(path: Path) -> int | None:
@@ -586,101 +639,107 @@ def _data_lines(path: Path) -> int | None:
             last = chunk[-1:]
     if returns not in (0, newlines):
         return None
-    lines = newlines + (1 if last not in (b"", b"\n") else 0)
-    return lines - 1
+    return newlines + (1 if last not in (b"", b"\n") else 0) - 1
 
 
-def _stage_invoices(con: Any, path: Path, say: Callable[[str], None]) -> int | None:
-    """Read invoices.csv with DuckDB into a temporary table of typed, format-checked values.
+def _checked(kind: str, v: str) -> tuple[str, str]:
+    """SQL for one field of ``kind`` (``?`` = optional) given its trimmed text ``v``: (check, typed value)."""
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if kind == "id":
+        check, typed = f"regexp_full_match({v}, '{_ID_RE}')", v
+    elif kind == "text":
+        check = f"regexp_full_match({v}, '{_TEXT_RE}') AND NOT regexp_matches({v}, '{_EDGE_SPACE_RE}')"
+        if not optional:
+            check += f" AND {v} <> ''"
+        return check, f"nullif({v}, '')"
+    elif kind == "date":
+        typed = f"coalesce(try_strptime({v}, '%Y-%m-%d'), try_strptime({v}, '%m/%d/%Y'))::DATE"
+        shapes = f"regexp_full_match({v}, '{_ISO_DATE.pattern}') OR regexp_full_match({v}, '{_US_DATE.pattern}')"
+        check = f"({shapes}) AND coalesce({typed} >= DATE '0001-01-01', false)"
+    elif kind == "amount":
+        check, typed = f"regexp_full_match({v}, '{_AMOUNT_RE}')", f"TRY_CAST({v} AS DECIMAL(18,2))"
+    elif kind == "units":
+        check = f"{v} = '' OR (regexp_full_match({v}, '[0-9]{{1,5}}') AND TRY_CAST({v} AS INTEGER) >= 1)"
+        return check, f"CASE WHEN {v} = '' THEN 1 ELSE TRY_CAST({v} AS INTEGER) END"
+    elif kind == "priority":
+        check = f"{v} = '' OR (regexp_full_match({v}, '[A-Za-z]+') AND lower({v}) IN {tuple(PRIORITIES)})"
+        return check, f"coalesce(nullif(lower({v}), ''), 'primary')"
+    else:  # pragma: no cover - the kinds above are all there are
+        raise ValueError(kind)
+    if optional:
+        return f"({v} = '' OR ({check}))", f"CASE WHEN {v} = '' THEN NULL ELSE {typed} END"
+    return check, typed
 
-    Returns its row count, or None whenever the row-by-row reader must do it instead:
+
+def _stage(con: Any, path: Path, table: str) -> int | None:
+    """Read ``path`` with DuckDB into a temporary table of typed, format-checked values.
+
+    Returns its row count, or None whenever the row-by-row reader must read it instead:
     a header or a file DuckDB does not read, a row count that is not one row per
-    physical line (blank lines, quoted line breaks), or any value that is not plain
-    (ASCII without quotes, within the shapes below). Values are read as text and
-    checked before any cast: DuckDB would round ``12.345`` into a DECIMAL(18,2).
+    physical line (blank lines, quoted line breaks), or any value outside the shapes
+    :func:`_checked` accepts (which the Python checks accept alike). Values are read as
+    text and checked before any cast: DuckDB would round ``12.345`` into a DECIMAL(18,2).
     """
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline()
+            first = fh.readline(MAX_FIELD * 20)
         header = next(csv.reader([first]), None)
-        if not header or len(first) > MAX_FIELD * 10:
+        if not header or not first.endswith("\n"):
             return None
-        names = check_header(path.name, header, TABLES["invoices"], OPTIONAL_COLUMNS["invoices"])
+        names = check_header(path.name, header, TABLES[table], OPTIONAL_COLUMNS.get(table, set()))
     except (UnicodeDecodeError, OSError, csv.Error, FileFormatError):
         return None
     expected = _data_lines(path)
     if expected is None or expected < 1:
         return None
-    cols = {f"c{n}": "VARCHAR" for n in range(len(names))}
-    raw = {name: f"coalesce(c{n}, '')" for n, name in enumerate(names) if name in TABLES["invoices"]}
-    extra = [f"length(coalesce(c{n}, '')) <= {MAX_FIELD}" for n, name in enumerate(names) if name not in raw]
-
-    def v(field: str) -> str:
-        return f"trim({raw[field]})" if field in raw else "''"
-
-    def full(field: str, pattern: str) -> str:
-        return f"regexp_full_match({v(field)}, '{pattern}')"
-
-    date_expr = (
-        f"coalesce(try_strptime({v('service_date')}, '%Y-%m-%d'), try_strptime({v('service_date')}, '%m/%d/%Y'))::DATE"
-    )
-    checks = [f"regexp_full_match({r}, '{_PLAIN_RE}')" for r in raw.values()] + extra
-    checks += [
-        full("invoice_id", _ID_RE),
-        full("client_id", _ID_RE),
-        f"({v('payer_id')} = '' OR {full('payer_id', _ID_RE)})",
-        f"({v('claim_id')} = '' OR {full('claim_id', _ID_RE)})",
-        f"({full('service_date', _ISO_DATE.pattern)} OR {full('service_date', _US_DATE.pattern)})",
-        f"coalesce({date_expr} >= DATE '0001-01-01', false)",
-        f"{v('service_code')} <> '' AND length({v('service_code')}) <= {MAX_FIELD}",
-        f"({v('units')} = '' OR ({full('units', '[0-9]{1,5}')} AND TRY_CAST({v('units')} AS INTEGER) >= 1))",
-        full("fee", _AMOUNT_RE),
-        f"({v('client_amt_due')} = '' OR {full('client_amt_due', _AMOUNT_RE)})",
-        f"({v('ins_amt_due')} = '' OR {full('ins_amt_due', _AMOUNT_RE)})",
-    ]
-
-    def amount(field: str) -> str:
-        return f"CASE WHEN {v(field)} = '' THEN NULL ELSE TRY_CAST({v(field)} AS DECIMAL(18,2)) END"
-
-    def opt(field: str) -> str:
-        return f"nullif({v(field)}, '')"
-
+    columns = "{" + ", ".join(f"'c{n}': 'VARCHAR'" for n in range(len(names))) + "}"
+    raw = {name: f"coalesce(c{n}, '')" for n, name in enumerate(names)}
+    checks = [f"length({r}) <= {MAX_FIELD}" for r in raw.values()]
+    typed = []
+    for field, kind in _KINDS[table].items():
+        v = f"trim({raw[field]})" if field in raw else "''"
+        check, value = _checked(kind, v)
+        checks.append(f"({check})")
+        typed.append(f"{value} AS {field}")
     select = f"""
-        SELECT {v("invoice_id")} AS invoice_id, {v("client_id")} AS client_id, {date_expr} AS service_date,
-               {v("service_code")} AS service_code,
-               CASE WHEN {v("units")} = '' THEN 1 ELSE TRY_CAST({v("units")} AS INTEGER) END AS units,
-               TRY_CAST({v("fee")} AS DECIMAL(18,2)) AS fee, {opt("payer_id")} AS payer_given,
-               {amount("client_amt_due")} AS client_given, {amount("ins_amt_due")} AS ins_given,
-               {opt("claim_id")} AS claim_given, {" AND ".join(checks)} AS plain
-        FROM read_csv({_quote(str(path))}, header = true, auto_detect = false, columns = {_struct(cols)},
+        SELECT {", ".join(typed)}, {" AND ".join(checks)} AS plain
+        FROM read_csv({_quote(str(path))}, header = true, auto_detect = false, columns = {columns},
                       delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false)
     """
-    say(f"reading {path.name} ({expected:,} rows)")
+    stage = _stage_name(table)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS {select}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
         row = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(plain, false)) FROM {_STAGE}"
+            f"SELECT count(*), count(*) FILTER (WHERE NOT coalesce(plain, false)) FROM {stage}"
         ).fetchone()
     except duckdb.Error:
-        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         return None
     if not row or row[0] != expected or row[1]:
-        con.execute(f"DROP TABLE IF EXISTS {_STAGE}")
         return None
     return int(row[0])
 
 
-def _write_staged_invoices(con: Any, say: Callable[[str], None]) -> tuple[int, int]:
-    """Derive each staged invoice's payer and dues as :func:`_invoice` does, check them, insert the new ones.
+def _records_sql(table: str) -> str:
+    """The staged rows as the table's records, each with ``ok``: what the Python checks would accept.
 
-    Runs inside the load's transaction, after the other tables are written, so a
-    reference is checked against the ledger as this load leaves it. Raises
-    :class:`_NotFast` (the transaction rolls back) on anything :func:`_invoice` would refuse,
-    and on a client whose first policy is ambiguous (two of the same priority).
+    It runs inside the load's transaction after the tables before it are written, so a
+    reference is checked against the ledger as this load leaves it.
     """
-    cols = ", ".join(TABLES["invoices"])
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {_RECORDS} AS
+    stage = _stage_name(table)
+    if table == "clients":
+        return f"""SELECT client_id, first_name, last_name, date_of_birth,
+                          coalesce(copay, 0.00)::DECIMAL(18,2) AS copay, true AS ok FROM {stage}"""
+    if table == "client_insurance":
+        return f"""
+            SELECT s.client_id, s.payer_id, s.member_id, s.priority, s.copay,
+                   c.client_id IS NOT NULL AND p.payer_id IS NOT NULL AS ok
+            FROM {stage} s
+            LEFT JOIN clients c ON c.client_id = s.client_id
+            LEFT JOIN insurance_providers p ON p.payer_id = s.payer_id"""
+    # invoices: the payer and dues as _invoice derives them; a client whose first policy is
+    # ambiguous (two of one priority: Python's order decides) is left to the row-by-row path
+    return f"""
         WITH pol AS (
             SELECT client_id, payer_id, copay,
                    CASE priority WHEN 'primary' THEN 0 WHEN 'secondary' THEN 1 ELSE 2 END AS rnk
@@ -691,67 +750,76 @@ def _write_staged_invoices(con: Any, say: Callable[[str], None]) -> tuple[int, i
             SELECT client_id, any_value(payer_id) AS payer_id, any_value(copay) AS copay, count(*) > 1 AS ambiguous
             FROM best GROUP BY client_id
         ), j AS (
-            SELECT s.*, c.client_id IS NOT NULL AS client_known, c.copay AS client_copay,
-                   s.payer_given IS NULL OR p.payer_id IS NOT NULL AS payer_known,
-                   s.payer_given IS NULL AND coalesce(d.ambiguous, false) AS ambiguous,
-                   CASE WHEN s.payer_given IS NULL THEN d.payer_id ELSE s.payer_given END AS payer_id,
-                   CASE WHEN s.payer_given IS NULL THEN d.copay ELSE ci.copay END AS policy_copay
-            FROM {_STAGE} s
+            SELECT s.invoice_id, s.client_id, s.service_date, s.service_code, s.units, s.fee,
+                   s.client_amt_due AS client_given, s.ins_amt_due AS ins_given,
+                   coalesce(s.claim_id, s.invoice_id) AS claim_id,
+                   c.client_id IS NOT NULL AS client_known, c.copay AS client_copay,
+                   s.payer_id IS NULL OR p.payer_id IS NOT NULL AS payer_known,
+                   s.payer_id IS NULL AND coalesce(d.ambiguous, false) AS ambiguous,
+                   CASE WHEN s.payer_id IS NULL THEN d.payer_id ELSE s.payer_id END AS payer_id,
+                   CASE WHEN s.payer_id IS NULL THEN d.copay ELSE ci.copay END AS policy_copay
+            FROM {stage} s
             LEFT JOIN clients c ON c.client_id = s.client_id
             LEFT JOIN dflt d ON d.client_id = s.client_id
-            LEFT JOIN insurance_providers p ON p.payer_id = s.payer_given
-            LEFT JOIN client_insurance ci ON ci.client_id = s.client_id AND ci.payer_id = s.payer_given
+            LEFT JOIN insurance_providers p ON p.payer_id = s.payer_id
+            LEFT JOIN client_insurance ci ON ci.client_id = s.client_id AND ci.payer_id = s.payer_id
         ), dues AS (
             SELECT *,
                 CASE WHEN client_given IS NULL AND ins_given IS NULL THEN
                         CASE WHEN payer_id IS NULL THEN fee ELSE least(coalesce(policy_copay, client_copay), fee) END
                      WHEN client_given IS NULL THEN fee - ins_given
-                     ELSE client_given END AS client_amt_due,
-                CASE WHEN client_given IS NULL AND ins_given IS NULL THEN
-                        fee - CASE WHEN payer_id IS NULL THEN fee
-                                   ELSE least(coalesce(policy_copay, client_copay), fee) END
-                     WHEN ins_given IS NULL THEN fee - client_given
-                     ELSE ins_given END AS ins_amt_due
+                     ELSE client_given END AS client_due
             FROM j
+        ), both_dues AS (
+            SELECT *, CASE WHEN ins_given IS NULL THEN fee - client_due ELSE ins_given END AS ins_due FROM dues
         )
         SELECT invoice_id, client_id, service_date, service_code, units, fee, payer_id,
-               client_amt_due::DECIMAL(18,2) AS client_amt_due, ins_amt_due::DECIMAL(18,2) AS ins_amt_due,
-               coalesce(claim_given, invoice_id) AS claim_id,
-               client_known AND payer_known AND NOT ambiguous
-                 AND client_amt_due >= 0 AND ins_amt_due >= 0
+               client_due::DECIMAL(18,2) AS client_amt_due, ins_due::DECIMAL(18,2) AS ins_amt_due, claim_id,
+               client_known AND payer_known AND NOT ambiguous AND client_due >= 0 AND ins_due >= 0
                  AND coalesce(client_given, 0) + coalesce(ins_given, 0) <= fee
-                 AND NOT (ins_amt_due > 0 AND payer_id IS NULL) AS ok
-        FROM dues
-    """)
-    bad, rows, ids = con.execute(
-        f"SELECT count(*) FILTER (WHERE NOT coalesce(ok, false)), count(*), count(DISTINCT invoice_id) FROM {_RECORDS}"
+                 AND NOT (ins_due > 0 AND payer_id IS NULL) AS ok
+        FROM both_dues"""
+
+
+def _write_staged(con: Any, table: str, say: Callable[[str], None]) -> tuple[int, int]:
+    """Check the staged records as :func:`validate` would, insert the new ones; (added, unchanged).
+
+    Raises :class:`_NotFast` (the transaction rolls back) on anything the Python checks
+    would refuse: a bad reference or due, an id repeated with other content, a record
+    already in the ledger with other content.
+    """
+    cols = ", ".join(TABLES[table])
+    key = ", ".join(_KEY_COLUMNS[table])
+    records = _records_name(table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {records} AS {_records_sql(table)}")
+    bad, rows, keys = con.execute(
+        f"SELECT count(*) FILTER (WHERE NOT coalesce(ok, false)), count(*), count(DISTINCT ({key})) FROM {records}"
     ).fetchone()
     if bad:
         raise _NotFast
-    source = _RECORDS
-    if rows != ids:  # repeated ids: harmless only when every repeat is the same record
-        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {_RECORDS})").fetchone()[0]
-        if distinct != ids:
+    source = records
+    if rows != keys:  # a repeated id is harmless only when every repeat is the same record
+        distinct = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {records})").fetchone()[0]
+        if distinct != keys:
             raise _NotFast
-        source = f"(SELECT DISTINCT {cols} FROM {_RECORDS})"
-    same = " AND ".join(f"r.{c} IS NOT DISTINCT FROM i.{c}" for c in TABLES["invoices"])
+        source = f"(SELECT DISTINCT {cols} FROM {records})"
+    same = " AND ".join(f"r.{c} IS NOT DISTINCT FROM t.{c}" for c in TABLES[table])
     present, differing = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT ({same})) FROM {source} r JOIN invoices i USING (invoice_id)"
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ({same})) FROM {source} r JOIN {table} t USING ({key})"
     ).fetchone()
     if differing:
         raise _NotFast
-    added = ids - present
+    added = keys - present
     if added:
-        say(f"writing invoices ({added:,} rows)")
-        where = "" if not present else " WHERE NOT EXISTS (SELECT 1 FROM invoices i WHERE i.invoice_id = r.invoice_id)"
-        con.execute(f"INSERT INTO invoices ({cols}) SELECT {cols} FROM {source} r{where}")
-    con.execute(f"DROP TABLE IF EXISTS {_RECORDS}")
+        say(f"writing {table} ({added:,} rows)")
+        on = " AND ".join(f"t.{c} = r.{c}" for c in _KEY_COLUMNS[table])
+        new = "" if not present else f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
+        # a client's rows side by side: min/max per row group then skip the rest of a 10M-invoice table
+        order = " ORDER BY client_id" if table == "invoices" else ""
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} r{new}{order}")
+    con.execute(f"DROP TABLE IF EXISTS {records}")
     return added, present
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _struct(cols: dict[str, str]) -> str:
-    return "{" + ", ".join(f"{_quote(k)}: {_quote(t)}" for k, t in cols.items()) + "}"
