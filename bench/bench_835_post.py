@@ -19,6 +19,12 @@ returns (durable in the write-ahead log); folding the log into the file (the
 checkpoint, which recon defers to closing or releasing the ledger) is timed apart.
 The machine is shared: the load average is printed before and after, and the ratio
 to the floor measured in the same round is what to compare between machines.
+
+The whole-process rows time what an analyst waits for: ``python -m recon.cli era`` as a
+subprocess (imports, opening the ledger, reading, balancing, posting, the checkpoint at
+close) on a fresh copy of the practice, against a floor *process* (``python -c`` reading
+the file and ``str.split`` of every segment), both in the same round; peak RSS of the
+``recon era`` process from ``wait4``.
 """
 
 from __future__ import annotations
@@ -102,6 +108,32 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+FLOOR_CODE = "import sys; t = open(sys.argv[1], encoding='utf-8').read(); [s.split('*') for s in t.split('~') if s]"
+
+
+def run_process(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one subprocess, its output discarded; it must succeed."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, f"{args} exited {proc.returncode}"
+    return wall, usage.ru_maxrss / 1024
+
+
+def floor_process(path: Path) -> float:
+    return run_process([sys.executable, "-c", FLOOR_CODE, str(path)])[0]
+
+
+def era_process(practice: Path, era: Path, ledger: Path) -> tuple[float, float]:
+    """``recon era`` as the analyst runs it, on a fresh copy of the practice: (wall, peak RSS MB)."""
+    for stale in (ledger, ledger.with_name(ledger.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    shutil.copy(practice, ledger)
+    return run_process([sys.executable, "-m", "recon.cli", "era", "--db", str(ledger), "--user", "ana", str(era)])
+
+
 def read_balance(path: Path) -> int:
     """The reading pass posting makes: read_835_checked, balancing included."""
     clear_caches()
@@ -138,8 +170,14 @@ def ten_mb(rounds: int) -> None:
     era = OUT / f"era_{TEN_MB_CLAIMS}.835"
     if not era.exists() or not practice.exists():
         build_practice(practice, TEN_MB_CLAIMS)
-        generate_835(era, n_claims=TEN_MB_CLAIMS, seed=7, payer_id=PAYER, payment_date=date(2024, 3, 15),
-                     invoices=invoice_specs(practice, 0, TEN_MB_CLAIMS))
+        generate_835(
+            era,
+            n_claims=TEN_MB_CLAIMS,
+            seed=7,
+            payer_id=PAYER,
+            payment_date=date(2024, 3, 15),
+            invoices=invoice_specs(practice, 0, TEN_MB_CLAIMS),
+        )
     ledger = OUT / "bench_ledger.duckdb"
     size = era.stat().st_size / 1e6
     segments = floor(era)
@@ -147,23 +185,47 @@ def ten_mb(rounds: int) -> None:
     print(f"10 MB file: {size:.1f} MB, {segments:,} segments, {read_balance(era):,} claims; {load()}")
     best: dict[str, float] = {}
     ratios: list[float] = []
+    process_ratios: list[float] = []
+    rss: list[float] = []
     out: object = None
     for _ in range(rounds):
         t_floor, _ = timed(lambda: floor(era))
         t_read, _ = timed(lambda: read_balance(era))
         t_post, t_checkpoint, out = post_once(practice, era, ledger)
-        for label, value in (("floor", t_floor), ("read", t_read), ("post", t_post), ("checkpoint", t_checkpoint)):
+        t_floor_process = floor_process(era)
+        t_era_process, era_rss = era_process(practice, era, ledger)
+        rss.append(era_rss)
+        for label, value in (
+            ("floor", t_floor),
+            ("read", t_read),
+            ("post", t_post),
+            ("checkpoint", t_checkpoint),
+            ("floor process", t_floor_process),
+            ("era process", t_era_process),
+        ):
             best[label] = min(best.get(label, value), value)
         ratios.append(t_post / t_floor)
+        process_ratios.append(t_era_process / t_floor_process)
     fl = best["floor"]
     print(f"  floor  read().split()                    {fl:6.3f} s")
     print(f"  read + balance (read_835_checked)        {best['read']:6.3f} s   {best['read'] / fl:4.2f} x floor")
-    print(f"  read + balance + post (commit, in WAL)   {best['post']:6.3f} s   {best['post'] / fl:4.2f} x floor"
-          f"   (same-round ratio best {min(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f})")
+    print(
+        f"  read + balance + post (commit, in WAL)   {best['post']:6.3f} s   {best['post'] / fl:4.2f} x floor"
+        f"   (same-round ratio best {min(ratios):.2f}, median {sorted(ratios)[len(ratios) // 2]:.2f})"
+    )
     print(f"  deferred checkpoint (at close)           {best['checkpoint']:6.3f} s")
-    print(f"  posted {out.claims_posted:,}, denied {out.claims_denied:,}, "  # type: ignore[attr-defined]
-          f"unmatched {out.claims_unmatched:,}, reversed {out.claims_reversed:,}; "  # type: ignore[attr-defined]
-          f"best of {rounds} warm rounds; {load()}")
+    fp = best["floor process"]
+    print(f"  whole processes: floor `python -c` str.split {fp:6.3f} s")
+    print(
+        f"  whole processes: `recon era` (checkpoint included) {best['era process']:6.3f} s   "
+        f"{best['era process'] / fp:4.2f} x floor process   (same-round ratio best {min(process_ratios):.2f}, "
+        f"median {sorted(process_ratios)[len(process_ratios) // 2]:.2f}); peak RSS {max(rss):.0f} MB"
+    )
+    print(
+        f"  posted {out.claims_posted:,}, denied {out.claims_denied:,}, "  # type: ignore[attr-defined]
+        f"unmatched {out.claims_unmatched:,}, reversed {out.claims_reversed:,}; "  # type: ignore[attr-defined]
+        f"best of {rounds} warm rounds; {load()}"
+    )
 
 
 def million_files() -> tuple[Path, list[Path]]:
@@ -175,8 +237,15 @@ def million_files() -> tuple[Path, list[Path]]:
     if not practice.exists() or not all(f.exists() for f in files):
         build_practice(practice, MILLION)
         for k, path in enumerate(files):
-            generate_835(path, n_claims=per, seed=100 + k, payer_id=PAYER, trace=f"M{k:04d}",
-                         payment_date=date(2024, 4, 1), invoices=invoice_specs(practice, k * per, per))
+            generate_835(
+                path,
+                n_claims=per,
+                seed=100 + k,
+                payer_id=PAYER,
+                trace=f"M{k:04d}",
+                payment_date=date(2024, 4, 1),
+                invoices=invoice_specs(practice, k * per, per),
+            )
     return practice, files
 
 
@@ -200,8 +269,10 @@ def million_child(practice: Path, files: list[Path]) -> None:
     recon = Recon.open(ledger)  # memory_limit and checkpoint_threshold as recon sets them (recon/store/db.py)
     limit = recon.one("SELECT current_setting('memory_limit')")[0]
     threshold = recon.one("SELECT current_setting('checkpoint_threshold')")[0]
-    print(f"1,000,000 claims over {len(files)} files in one post_remittances call (reader process ahead), "
-          f"DuckDB memory_limit {limit}, checkpoint_threshold {threshold}: {load()}")
+    print(
+        f"1,000,000 claims over {len(files)} files in one post_remittances call (reader process ahead), "
+        f"DuckDB memory_limit {limit}, checkpoint_threshold {threshold}: {load()}"
+    )
     start = last = time.perf_counter()
     report = post_remittances(recon, files, "ana", progress=progress)
     elapsed = time.perf_counter() - start
@@ -210,14 +281,18 @@ def million_child(practice: Path, files: list[Path]) -> None:
     recon.close()
     closing = time.perf_counter() - start
     assert report.ok, [f.message for f in report.files if not f.ok]
-    print(f"  posted {claims:,} claim rows in {elapsed:.1f} s ({claims / elapsed:,.0f} claims/s); "
-          f"checkpoint at close {closing:.1f} s")
+    print(
+        f"  posted {claims:,} claim rows in {elapsed:.1f} s ({claims / elapsed:,.0f} claims/s); "
+        f"checkpoint at close {closing:.1f} s"
+    )
     marks = [k for k in (1, 8, 16, len(files)) if k <= len(files)]
     reader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the reader process, joined
-    print("  RSS after file " + ", ".join(f"{k}: {rss[k - 1]:.0f} MB" for k in marks)
-          + f"; peak {peak_mb():.0f} MB; reader process peak {reader:.0f} MB")
-    print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks)
-          + f"; {load()}")
+    print(
+        "  RSS after file "
+        + ", ".join(f"{k}: {rss[k - 1]:.0f} MB" for k in marks)
+        + f"; peak {peak_mb():.0f} MB; reader process peak {reader:.0f} MB"
+    )
+    print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks) + f"; {load()}")
     print("  per file (s): " + " ".join(f"{v:.2f}" for v in seconds))
     print("  RSS per file (MB): " + " ".join(f"{v:.0f}" for v in rss))
 

@@ -256,15 +256,18 @@ class Poster:
 
         posted = f"(SELECT * FROM m_claim WHERE outcome = 'posted' AND {in_chunk()})"
         return f"""
+            -- CLP01 = invoice id or claim id: two equi-joins that carry the invoice's columns (no third
+            -- pass over the invoices to fetch them)
             INSERT INTO m_inv
-            SELECT m.ci, i.invoice_id, i.client_id, i.fee, i.service_date,
-                   regexp_extract(upper(trim(i.service_code)), '^[A-Z0-9]+') AS code
-            FROM (SELECT c.ci, i.invoice_id FROM s_claim c JOIN invoices i ON i.invoice_id = c.clp01
+            SELECT ci, invoice_id, client_id, fee, service_date,
+                   regexp_extract(upper(trim(service_code)), '^[A-Z0-9]+') AS code
+            FROM (SELECT c.ci, i.invoice_id, i.client_id, i.fee, i.service_date, i.service_code
+                  FROM s_claim c JOIN invoices i ON i.invoice_id = c.clp01
                   WHERE {in_chunk("c.")}
                   UNION
-                  SELECT c.ci, i.invoice_id FROM s_claim c JOIN invoices i ON i.claim_id = c.clp01
-                  WHERE {in_chunk("c.")}) m
-            JOIN invoices i USING (invoice_id);
+                  SELECT c.ci, i.invoice_id, i.client_id, i.fee, i.service_date, i.service_code
+                  FROM s_claim c JOIN invoices i ON i.claim_id = c.clp01
+                  WHERE {in_chunk("c.")});
             -- Lines pair with invoices of the same claim, date and code (SVC06 as billed, else
             -- SVC01); repeats pair in order.
             INSERT INTO m_line
@@ -665,9 +668,28 @@ class Poster:
             SELECT r.remittance_id, p.seq, p.provider_id, p.fiscal, p.reason, nullif(p.reference, ''), p.amount
             FROM s_plb p JOIN s_rem r USING (st)""")
         # A PLB naming a claim (WO recovery, FB forward balance, L6 interest with a claim number) is
-        # linked to the claim posting it names (CLP07, else CLP01, same payer) and listed for follow-up.
+        # linked to the claim posting it names (CLP07, else CLP01, same payer; the latest) and listed
+        # for follow-up. The postings are looked up for the file's references only, by two equi-joins
+        # (a lateral look-up per PLB compared each with every claim the ledger ever posted).
         self.run(f"""
             INSERT INTO exceptions ({EXC_COLUMNS})
+            WITH refs AS (SELECT DISTINCT p.reference, r.payer_id FROM s_plb p JOIN s_rem r USING (st)
+                          WHERE upper(p.reason) IN ('WO', 'FB', 'L6') AND coalesce(p.reference, '') <> ''),
+                 hits AS (SELECT f.reference, f.payer_id, c.claim_posting_id, c.remittance_id, c.paid,
+                                 c.payer_control = f.reference AS by_pcn
+                          FROM refs f JOIN remit_claims c ON c.payer_control = f.reference
+                          UNION ALL
+                          SELECT f.reference, f.payer_id, c.claim_posting_id, c.remittance_id, c.paid,
+                                 c.payer_control = f.reference AS by_pcn
+                          FROM refs f JOIN remit_claims c ON c.claim_id = f.reference),
+                 pick AS (SELECT h.reference, h.payer_id, h.claim_posting_id AS cpid, h.paid
+                          FROM hits h JOIN remittances x ON x.remittance_id = h.remittance_id
+                                                        AND x.payer_id = h.payer_id
+                          QUALIFY row_number() OVER (PARTITION BY h.reference, h.payer_id
+                                                     ORDER BY h.by_pcn DESC, h.claim_posting_id DESC) = 1),
+                 named AS (SELECT k.*, (SELECT min(invoice_id) FROM adjudications a
+                                        WHERE a.claim_posting_id = k.cpid) AS invoice_id
+                           FROM pick k)
             SELECT format('EXC-{{:06d}}', nextval('exception_seq')), 'recoupment', r.remittance_id, r.trace,
                    r.payer_id, p.reference, coalesce(rc.cpid, 0), p.amount, CAST(0 AS DECIMAL(18,2)),
                    p.reason, rc.invoice_id, {self.stamp}, NULL,
@@ -675,13 +697,7 @@ class Poster:
                    || coalesce(' (claim posting ' || CAST(rc.cpid AS VARCHAR) || ', paid '
                                || CAST(rc.paid AS VARCHAR) || ')', ' (no posted claim of this payer has it)')
             FROM s_plb p JOIN s_rem r USING (st)
-            LEFT JOIN LATERAL (
-                SELECT c.claim_posting_id AS cpid, c.paid,
-                       (SELECT min(invoice_id) FROM adjudications a WHERE a.claim_posting_id = c.claim_posting_id)
-                           AS invoice_id
-                FROM remit_claims c JOIN remittances x USING (remittance_id)
-                WHERE x.payer_id = r.payer_id AND (c.payer_control = p.reference OR c.claim_id = p.reference)
-                ORDER BY c.payer_control = p.reference DESC, c.claim_posting_id DESC LIMIT 1) rc ON TRUE
+            LEFT JOIN named rc ON rc.reference = p.reference AND rc.payer_id = r.payer_id
             WHERE upper(p.reason) IN ('WO', 'FB', 'L6') AND coalesce(p.reference, '') <> ''
             ORDER BY p.st, p.seq""")
 
@@ -708,12 +724,18 @@ class Poster:
                           AND NOT EXISTS (SELECT 1 FROM exception_actions a
                                           WHERE a.exception_id = e.exception_id AND a.action <> 'note')
                           AND e.claim_posting_id NOT IN (SELECT reversal FROM adjudication_reversals)),
+                 posted AS (SELECT c.cpid, c.pcn, c.clp01, c.charge, c.paid, r.payer_id
+                            FROM m_claim c JOIN s_rem r USING (st)
+                            WHERE c.outcome = 'posted' AND c.cpid NOT IN (SELECT original FROM adjudication_reversals)),
+                 -- by CLP07 when the reversal has one, else by CLP01: two equi-joins, not one join on an
+                 -- OR (which compared every open reversal with every claim of the file)
                  pair AS (SELECT rv.*, c.cpid AS original
-                          FROM rv JOIN m_claim c ON (rv.pcn <> '' AND c.pcn = rv.pcn)
-                                                 OR (rv.pcn = '' AND c.clp01 = rv.claim_id)
-                          JOIN s_rem r ON r.st = c.st AND r.payer_id = rv.payer_id
-                          WHERE c.outcome = 'posted' AND c.charge = -rv.charge AND c.paid = -rv.paid
-                            AND c.cpid NOT IN (SELECT original FROM adjudication_reversals)),
+                          FROM rv JOIN posted c ON c.pcn = rv.pcn AND c.payer_id = rv.payer_id
+                          WHERE rv.pcn <> '' AND c.charge = -rv.charge AND c.paid = -rv.paid
+                          UNION ALL
+                          SELECT rv.*, c.cpid AS original
+                          FROM rv JOIN posted c ON c.clp01 = rv.claim_id AND c.payer_id = rv.payer_id
+                          WHERE rv.pcn = '' AND c.charge = -rv.charge AND c.paid = -rv.paid),
                  sig AS (SELECT claim_posting_id AS cpid,
                                 string_agg(grp || '-' || reason || '=' || CAST(amt AS VARCHAR), ';'
                                            ORDER BY grp, reason) AS pos,
