@@ -417,28 +417,35 @@ class Poster:
                         FROM m_claim c JOIN s_rem r USING (st) WHERE c.outcome = 'reversal'),
                  -- candidates by CLP07 or by CLP01: two equi-joins, not one join on an OR (which
                  -- compares every reversal with every claim the ledger ever posted)
-                 pairs AS (SELECT rv.ci, rc.claim_posting_id FROM rv JOIN remit_claims rc ON rc.payer_control = rv.pcn
+                 -- (each carries the posting's columns: the ledger's claims are read once per key)
+                 pairs AS (SELECT rv.ci, rc.claim_posting_id, rc.remittance_id, rc.charge, rc.paid, rc.payer_control,
+                                  rc.outcome, rc.status
+                           FROM rv JOIN remit_claims rc ON rc.payer_control = rv.pcn
                            WHERE rv.pcn <> ''
                            UNION
-                           SELECT rv.ci, rc.claim_posting_id FROM rv JOIN remit_claims rc ON rc.claim_id = rv.clp01),
+                           SELECT rv.ci, rc.claim_posting_id, rc.remittance_id, rc.charge, rc.paid, rc.payer_control,
+                                  rc.outcome, rc.status
+                           FROM rv JOIN remit_claims rc ON rc.claim_id = rv.clp01),
+                 -- the candidates' CAS by group and reason, for the candidates only
+                 osig AS (SELECT claim_posting_id,
+                                 string_agg(grp || '-' || reason || '=' || CAST(amt AS VARCHAR), ';'
+                                            ORDER BY grp, reason) AS sig
+                          FROM (SELECT claim_posting_id, group_code AS grp, reason_code AS reason, sum(amount) AS amt
+                                FROM remit_cas WHERE claim_posting_id IN (SELECT claim_posting_id FROM pairs)
+                                GROUP BY ALL HAVING sum(amount) <> 0)
+                          GROUP BY 1),
                  cand AS (SELECT rv.ci, rc.claim_posting_id AS original, rc.charge, rc.paid,
                                  rv.pcn <> '' AND rc.payer_control = rv.pcn AS by_pcn,
                                  rc.claim_posting_id IN (SELECT original FROM adjudication_reversals)
                                  OR rc.claim_posting_id IN (SELECT reverses FROM remit_claims
                                                             WHERE reverses IS NOT NULL) AS taken,
                                  rc.charge = -rv.charge AND rc.paid = -rv.paid
-                                 AND coalesce((SELECT string_agg(grp || '-' || reason || '=' || CAST(amt AS VARCHAR),
-                                                                 ';' ORDER BY grp, reason)
-                                               FROM (SELECT group_code AS grp, reason_code AS reason,
-                                                            sum(amount) AS amt
-                                                     FROM remit_cas x WHERE x.claim_posting_id = rc.claim_posting_id
-                                                     GROUP BY ALL HAVING sum(amount) <> 0)), '') = rv.sig AS exact
-                          FROM pairs
+                                 AND coalesce(osig.sig, '') = rv.sig AS exact
+                          FROM pairs rc
                           JOIN rv USING (ci)
-                          JOIN remit_claims rc USING (claim_posting_id)
                           JOIN remittances r ON r.remittance_id = rc.remittance_id AND r.payer_id = rv.payer_id
-                          WHERE (rc.claim_id IN (SELECT clp01 FROM rv) OR rc.payer_control IN (SELECT pcn FROM rv))
-                            AND (rc.outcome IN ('posted', 'denied', 'unmatched', 'payer_not_on_policy')
+                          LEFT JOIN osig USING (claim_posting_id)
+                          WHERE (rc.outcome IN ('posted', 'denied', 'unmatched', 'payer_not_on_policy')
                                  OR EXISTS (SELECT 1 FROM exceptions e JOIN exception_actions a USING (exception_id)
                                             WHERE a.action = 'matched' AND e.claim_posting_id = rc.claim_posting_id
                                               AND rc.status <> '22'))),
