@@ -24,6 +24,7 @@ from recon.csvfile import MAX_FIELD, check_header, csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount, LedgerError, NotFound, PermissionDenied
 from recon.money import ZERO, parse_amount
 from recon.rules.permissions import ADMIN, granted, require_admin
+from recon.store.sql import literal
 
 TABLES: dict[str, tuple[str, ...]] = {
     "users": ("user_id", "name", "permissions"),
@@ -430,6 +431,8 @@ def load_practice(
         require_admin(recon.user(user_id), "load a practice (it can add users and grant permissions)")
     say = progress or (lambda _text: None)
     say(f"reading {source.name}")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     staged: dict[str, int] = {}
     try:
         for table, path in _staged_files(source).items():
@@ -447,6 +450,7 @@ def load_practice(
         for table in _STAGED:
             con.execute(f"DROP TABLE IF EXISTS {_stage_name(table)}")
             con.execute(f"DROP TABLE IF EXISTS {_records_name(table)}")
+        con.execute(f"SET memory_limit = {literal(limit)}")
     return _load(recon, source, user_id, first, say, {})
 
 
@@ -547,9 +551,14 @@ def _is_empty(con: Any) -> bool:
 
 
 def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[str, ...], table: str) -> None:
-    """Insert through Arrow for speed on large practices (executemany is row-at-a-time)."""
+    """Insert through Arrow for speed on large practices (executemany is row-at-a-time).
+
+    A few rows go in as one statement of literals: bound parameters would make DuckDB's
+    client import pandas (a second or two of a large load's time).
+    """
     if len(rows) < 200:
-        con.executemany(sql, [list(r) for r in rows])
+        values = ", ".join("(" + ", ".join(literal(v) for v in r) + ")" for r in rows)
+        con.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES {values}")
         return
     import pyarrow as pa
 
@@ -564,6 +573,12 @@ def _insert_many(con: Any, sql: str, rows: list[tuple[Any, ...]], cols: tuple[st
 
 
 # ----------------------------------------------- the big files through DuckDB
+LOAD_MEMORY_LIMIT = "200MB"
+"""DuckDB's memory limit while a load stages and writes (the session's own is restored after).
+
+A million invoices (bench/bench_scale.py, recon load as a process): peak RSS 388-534 MB
+with the session's 300MB, 288 MB with 200MB, and no more CPU time.
+"""
 _STAGED = ("clients", "client_insurance", "invoices")
 """Tables whose CSV DuckDB reads and checks; users and payers are a handful of rows, read in Python."""
 _ID_RE = "[A-Za-z0-9][A-Za-z0-9._/-]{0,79}"
@@ -694,18 +709,21 @@ def _stage(con: Any, path: Path, table: str) -> int | None:
     if expected is None or expected < 1:
         return None
     columns = "{" + ", ".join(f"'c{n}': 'VARCHAR'" for n in range(len(names))) + "}"
-    raw = {name: f"coalesce(c{n}, '')" for n, name in enumerate(names)}
-    checks = [f"length({r}) <= {MAX_FIELD}" for r in raw.values()]
+    # each cell once as text and trimmed (t), and its length as read (n); the checks then use those
+    cells = ", ".join(
+        f"trim(coalesce(c{n}, '')) AS t{n}, length(coalesce(c{n}, '')) AS n{n}" for n in range(len(names))
+    )
+    where = {name: n for n, name in enumerate(names)}
+    checks = [f"n{n} <= {MAX_FIELD}" for n in range(len(names))]
     typed = []
     for field, kind in _KINDS[table].items():
-        v = f"trim({raw[field]})" if field in raw else "''"
-        check, value = _checked(kind, v)
+        check, value = _checked(kind, f"t{where[field]}" if field in where else "''")
         checks.append(f"({check})")
         typed.append(f"{value} AS {field}")
     select = f"""
         SELECT {", ".join(typed)}, {" AND ".join(checks)} AS plain
-        FROM read_csv({_quote(str(path))}, header = true, auto_detect = false, columns = {columns},
-                      delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false)
+        FROM (SELECT {cells} FROM read_csv({_quote(str(path))}, header = true, auto_detect = false,
+              columns = {columns}, delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false))
     """
     stage = _stage_name(table)
     try:

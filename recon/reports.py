@@ -50,19 +50,41 @@ def ar_aging(recon: Any, as_of: date | None = None) -> Any:
     a bucket where it would hide both the credit and the money still owed.
     """
     as_of = as_of or date.today()
-    sql = f"""
-    WITH l AS ({queries.ledger_sql()}),
+    # The open amounts of queries.ledger_sql, derived here without its per-invoice columns and sort: on a
+    # 10-million-invoice ledger those cost seconds (docs/benchmarks.md). Each entry moves one side of its
+    # invoice (a due change both); one join adds those moves to the amounts billed; only then is an
+    # invoice's open side kept when it is owed (> 0), summed per payer and service date, and aged per day.
+    sql = """
+    WITH moves AS (
+        SELECT invoice_id, sum(c)::DECIMAL(18,2) AS c, sum(i)::DECIMAL(18,2) AS i
+        FROM (
+            SELECT invoice_id, client_amt_due_delta AS c, ins_amt_due_delta AS i FROM due_changes
+            UNION ALL
+            SELECT invoice_id,
+                   CASE WHEN kind = 'client' THEN -amount ELSE 0 END,
+                   CASE WHEN kind = 'insurance' THEN -amount ELSE 0 END
+            FROM allocations
+            UNION ALL
+            SELECT invoice_id, 0, -amount FROM adjustments WHERE written_off)
+        GROUP BY invoice_id),
     open_items AS (
-        SELECT payer_id,
-               ins_amt_due - ins_amt_paid - ins_adjusted AS ins_open,
-               client_amt_due - client_amt_paid AS client_open,
-               date_diff('day', service_date, CAST($as_of AS DATE)) AS age
-        FROM l WHERE service_date <= CAST($as_of AS DATE)),
+        SELECT inv.payer_id, inv.service_date,
+               inv.ins_amt_due + coalesce(m.i, 0) AS ins_open,
+               inv.client_amt_due + coalesce(m.c, 0) AS client_open
+        FROM invoices inv LEFT JOIN moves m USING (invoice_id)
+        WHERE inv.service_date <= CAST($as_of AS DATE)),
+    per_day AS (
+        SELECT payer_id, date_diff('day', service_date, CAST($as_of AS DATE)) AS age,
+               sum(ins_open) FILTER (WHERE ins_open > 0) AS ins_amount,
+               count(*) FILTER (WHERE ins_open > 0) AS ins_count,
+               sum(client_open) FILTER (WHERE client_open > 0) AS client_amount,
+               count(*) FILTER (WHERE client_open > 0) AS client_count
+        FROM open_items GROUP BY payer_id, service_date),
     items AS (
-        SELECT 'insurance' AS responsibility, payer_id, ins_open AS amount, age
-        FROM open_items WHERE ins_open > 0
+        SELECT 'insurance' AS responsibility, payer_id, ins_amount AS amount, ins_count AS n, age
+        FROM per_day WHERE ins_count > 0
         UNION ALL
-        SELECT 'client', NULL, client_open, age FROM open_items WHERE client_open > 0)
+        SELECT 'client', NULL, client_amount, client_count, age FROM per_day WHERE client_count > 0)
     SELECT i.responsibility, i.payer_id,
            CASE WHEN i.responsibility = 'client' THEN 'Clients'
                 ELSE coalesce(p.name, i.payer_id, '(no payer)') END AS payer,
@@ -73,7 +95,7 @@ def ar_aging(recon: Any, as_of: date | None = None) -> Any:
                AS days_61_90,
            CAST(coalesce(sum(amount) FILTER (WHERE age > 90), 0) AS DECIMAL(18,2)) AS days_over_90,
            CAST(sum(amount) AS DECIMAL(18,2)) AS total,
-           count(*) AS invoices
+           CAST(sum(n) AS BIGINT) AS invoices
     FROM items i LEFT JOIN insurance_providers p USING (payer_id)
     GROUP BY 1, 2, 3
     ORDER BY 1 DESC, 3
