@@ -89,6 +89,17 @@ def test_duckdb_and_row_by_row_load_the_same_records(tmp_path: Path) -> None:
     assert _tables(tmp_path / "fast.duckdb") == _tables(tmp_path / "slow.duckdb")
 
 
+def test_windows_line_ends_and_a_byte_order_mark_load_the_same(tmp_path: Path) -> None:
+    folder = write_practice(tmp_path / "crlf", CASES)
+    for name in ("clients.csv", "client_insurance.csv", "invoices.csv"):
+        path = folder / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    _, said = _load(folder, tmp_path / "crlf.duckdb")
+    assert _by_duckdb(said), said
+    _load(_row_by_row(write_practice(tmp_path / "slow", CASES)), tmp_path / "slow.duckdb")
+    assert _tables(tmp_path / "crlf.duckdb") == _tables(tmp_path / "slow.duckdb")
+
+
 def test_two_policies_of_one_priority_are_left_to_the_row_by_row_path(tmp_path: Path) -> None:
     cases = {**CASES, "client_insurance.csv": [*CASES["client_insurance.csv"], ("C6", "UHC", "", "primary", "")]}
     _, said = _load(write_practice(tmp_path / "p", cases), tmp_path / "p.duckdb")
