@@ -14,6 +14,7 @@ PACKAGES=(
     chromium            # headless browser driven by Playwright
     fonts-liberation    # metric-compatible Arial/Times/Courier for screenshots
     fonts-dejavu-core   # fallback glyphs (box drawing, arrows, currency signs)
+    postgresql          # the server of the shared-ledger tests (15 on Debian 12), started by .ci/run
 )
 
 missing=()

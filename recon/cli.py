@@ -269,6 +269,18 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return run_lab(lab_command(root, start, no_browser=args.no_browser, extra=args.jupyter_args))
 
 
+@command("migrate")
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Copy the ledger to another engine (--to postgresql://… or --to FILE.duckdb) and prove the copy equal."""
+    from recon.store import db
+    from recon.store.transfer import migrate
+
+    source = db.target(args.db) if args.db else db.default_db_path()
+    report = migrate(source, db.target(args.to), args.user)
+    print("\n".join(report.lines()))
+    return 0
+
+
 @command("app")
 def cmd_app(args: argparse.Namespace) -> int:
     """The workbench as a web page (Voilà over the same recon.ui views); the demo ledger when there is none."""
@@ -311,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--db", help="ledger file (default: $RECON_DB or data/recon.duckdb)")
+        p.add_argument(
+            "--db", help="ledger: a file, or postgresql://… on a server (default: $RECON_DB or data/recon.duckdb)"
+        )
         return p
 
     def with_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -377,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("demo", help="build the demo ledger, record a few payments, summarise"))
     p.add_argument("--rebuild", action="store_true", help="start the demo ledger afresh")
 
+    p = with_db(sub.add_parser("migrate", help="copy the ledger to PostgreSQL (or back to a file), proving it equal"))
+    p.add_argument("--to", required=True, help="an empty target: postgresql://… (libpq URI) or a new FILE.duckdb")
+    p.add_argument("--user", default=os.environ.get("RECON_USER") or None, help="who copies (Billing permission)")
+
     p = sub.add_parser("lab", help="open JupyterLab on the notebooks (options after -- go to JupyterLab)")
     p.add_argument("--notebooks", help="folder (default: the project's notebooks/)")
     p.add_argument("--no-browser", action="store_true")
@@ -398,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _known_user(args)
         return COMMANDS[args.command](args)
     except ReconError as exc:
-        print(f"recon: error: {exc}", file=sys.stderr)
+        print(f"recon: error: {_scrub(str(exc), args)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("recon: interrupted; nothing partial was saved", file=sys.stderr)
@@ -408,9 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the analyst, the details in a log
         if os.environ.get("RECON_DEBUG"):
             raise
-        log = _write_crash_log()
+        log = _write_crash_log(getattr(args, "db", None))
         # With the ledger encrypted, an exception's text may quote patient data: name its type only.
-        said = "" if os.environ.get("RECON_DB_KEY") else (str(exc).splitlines() or [""])[0]
+        said = "" if os.environ.get("RECON_DB_KEY") else _scrub((str(exc).splitlines() or [""])[0], args)
         print(
             f"recon: internal error: {type(exc).__name__}: {said}; nothing partial was saved; details in {log}",
             file=sys.stderr,
@@ -418,7 +436,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-def _write_crash_log() -> Path:
+def _server_uris(db: object) -> list[str]:
+    from recon.store.pg import is_postgres
+
+    return [u for u in (db, os.environ.get("RECON_DB")) if is_postgres(u)]
+
+
+def _scrub(text: str, args: argparse.Namespace) -> str:
+    """No server password in anything recon prints or logs (the URI masked, any password replaced)."""
+    from recon.store.pg import scrub
+
+    for uri in _server_uris(getattr(args, "db", None)) + _server_uris(getattr(args, "to", None)):  # --to: migrate
+        text = scrub(text, uri)
+    return text
+
+
+def _write_crash_log(db: object = None) -> Path:
     """The last internal error's traceback, in the temp folder (for whoever fixes the bug).
 
     With an encrypted ledger (``RECON_DB_KEY``) a message or a value in it may be PHI,
@@ -432,7 +465,12 @@ def _write_crash_log() -> Path:
     if os.environ.get("RECON_DB_KEY"):
         path.write_text(_bare_traceback(sys.exc_info()[1]))
     else:
-        path.write_text(traceback.format_exc())
+        text = traceback.format_exc()
+        for uri in _server_uris(db):
+            from recon.store.pg import scrub
+
+            text = scrub(text, uri)
+        path.write_text(text)
     return path
 
 

@@ -48,13 +48,13 @@ class Recon:
     """A practice's ledger, opened for reading and for recording payments."""
 
     def __init__(
-        self, path: Path, key: str | None = None, *, hold: bool | None = None, wait: float | None = None
+        self, path: db.Target, key: str | None = None, *, hold: bool | None = None, wait: float | None = None
     ) -> None:
         self.path = path
         self.hold = not _in_kernel() if hold is None else hold
         self._key = key
         self._wait = wait
-        self._session = db.session(key)
+        self._session = db.session(key, postgres=isinstance(path, str))
         self._attached = False
         self._depth = 0
         self._release_scheduled = False
@@ -77,10 +77,15 @@ class Recon:
         between; elsewhere it is held until :meth:`close`. A ledger another program is
         using is waited for up to ``wait`` seconds (default ``RECON_DB_WAIT``, else 15).
         """
-        path = Path(db_path) if db_path is not None else db.default_db_path()
+        path = db.target(db_path) if db_path is not None else db.default_db_path()
         if key is None:
             key = os.environ.get("RECON_DB_KEY") or None
         return cls(path, key, hold=hold, wait=wait)
+
+    @property
+    def name(self) -> str:
+        """The ledger as recon shows it: the file, or the server URI with its password masked."""
+        return db.describe(self.path)
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -168,7 +173,13 @@ class Recon:
         again (after it, waiting in turn) once this Recon made a transaction with it: a
         long-lived Recon does not keep others out, and each turn gets something done.
         """
-        if self._depth == 0 and self._attached and self._committed and db.others_waiting(self.path):
+        if (
+            self._depth == 0
+            and self._attached
+            and self._committed
+            and isinstance(self.path, Path)
+            and db.others_waiting(self.path)
+        ):
             self.release()
         con = self.con
         self._depth += 1

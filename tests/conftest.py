@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from recon.cli import main
+from tests import pgserver
 
 PRACTICE = {
     "users.csv": [
@@ -87,6 +89,49 @@ def db(tmp_path: Path, practice_dir: Path) -> Path:
     path = tmp_path / "ledger.duckdb"
     assert main(["load", str(practice_dir), "--db", str(path)]) == 0
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The admin URI of a real PostgreSQL server (see tests/pgserver.py).
+
+    Skipped only where no server binary exists and CI is not set; in CI a missing
+    server fails the tests that need it.
+    """
+    given = os.environ.get("RECON_TEST_PG")
+    if given:
+        yield given
+        return
+    found = pgserver.binaries()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but no PostgreSQL server binary (initdb) is installed")
+        pytest.skip("no PostgreSQL server binary (initdb) on this machine")
+    with pgserver.started(found) as uri:
+        yield uri
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Which engine holds the ledger: the ledger, ERA, deposits and reports tests run on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_target(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path | str]:
+    """An empty ledger's ``--db``: a DuckDB file, or a fresh database on the PostgreSQL server."""
+    if engine == "duckdb":
+        yield tmp_path / "ledger.duckdb"
+        return
+    with pgserver.fresh_database(request.getfixturevalue("pg_server")) as uri:
+        yield uri
+
+
+@pytest.fixture
+def any_db(ledger_target: Path | str, practice_dir: Path) -> Path | str:
+    """The tiny practice loaded into a ledger on each engine."""
+    assert main(["load", str(practice_dir), "--db", str(ledger_target)]) == 0
+    return ledger_target
 
 
 @pytest.fixture

@@ -20,6 +20,12 @@ from recon.services import Recon
 
 
 @pytest.fixture
+def db(any_db: Path | str) -> Path | str:
+    """These tests run on both engines (a DuckDB file, a PostgreSQL database)."""
+    return any_db
+
+
+@pytest.fixture
 def recon(db: Path) -> Iterator[Recon]:
     with Recon.open(db) as r:
         yield r

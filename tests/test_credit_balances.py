@@ -23,6 +23,12 @@ D = Decimal
 I1 = "overpayment:I1"
 
 
+@pytest.fixture
+def db(any_db: Path | str) -> Path | str:
+    """These tests run on both engines (a DuckDB file, a PostgreSQL database)."""
+    return any_db
+
+
 def post(recon: Recon, path: Path) -> None:
     report = post_remittances(recon, [path], "ana")
     assert report.ok, [f.summary() for f in report.files]

@@ -11,6 +11,12 @@ import pytest
 from tests.conftest import Run, read_csv
 
 
+@pytest.fixture
+def db(any_db: Path | str) -> Path | str:
+    """These tests run on both engines (a DuckDB file, a PostgreSQL database)."""
+    return any_db
+
+
 def ledger(cli: Callable[..., Run], db: Path, client: str = "C1") -> dict[str, dict[str, str]]:
     run = cli("ledger", client, "--db", db, "--format", "csv")
     assert run.code == 0, run.err
@@ -108,14 +114,12 @@ def test_amount_above_invoice_sum_is_unapplied_not_spread(cli: Callable[..., Run
 def test_refusals_write_nothing(
     cli: Callable[..., Run], db: Path, args: tuple[str, ...], user: str, message: str
 ) -> None:
-    before = db.read_bytes()
     run = cli("pay", "C1", "--db", db, "--user", user, "--payer", "AET", "--method", "insurance", *args)
     assert run.code != 0
     assert message in run.err
     assert "Traceback" not in run.err and len(run.err.strip().splitlines()) == 1
     assert payments(cli, db) == []
     assert ledger(cli, db)["I1"]["ins_amt_paid"] == "0.00"
-    del before
 
 
 def test_payer_not_on_client_refused(cli: Callable[..., Run], db: Path) -> None:
@@ -126,6 +130,7 @@ def test_payer_not_on_client_refused(cli: Callable[..., Run], db: Path) -> None:
     assert payments(cli, db) == []
 
 
+@pytest.mark.parametrize("engine", ["duckdb"])  # reads the ledger file itself
 def test_whose_responsibility_a_ticked_invoice_meets(cli: Callable[..., Run], db: Path) -> None:
     """C1: AET primary, BCBS secondary. I1 is billed to AET, I4 to BCBS."""
     # the secondary on the primary's invoice meets the part due from it, and says so

@@ -40,8 +40,8 @@ def line(code: str, charge: str, paid: str, when: str, *cas: list[str]) -> tuple
 
 
 @pytest.fixture
-def ledger_db(tmp_path: Path, cli: Callable[..., Run]) -> Path:
-    db = tmp_path / "meet.duckdb"
+def ledger_db(tmp_path: Path, cli: Callable[..., Run], ledger_target: Path | str) -> Path | str:
+    db = ledger_target  # both engines
     assert main(["load", str(write_practice(tmp_path / "p", {**PRACTICE, "invoices.csv": INVOICES})), "--db",
                  str(db)]) == 0  # fmt: skip
 

@@ -40,6 +40,7 @@ from recon.csvfile import csv_rows
 from recon.errors import FileFormatError, InputError, InvalidAmount
 from recon.money import ZERO, fmt, from_cents, parse_amount
 from recon.remit import bai2
+from recon.store import db
 
 COLUMNS = ("deposit_id", "deposit_date", "amount", "trace_number", "description")
 REQUIRED = ("deposit_id", "deposit_date", "amount")
@@ -448,7 +449,7 @@ def load_deposits(
     total = sum((d.amount for d in deposits), ZERO)
     stamp = now()
     con = recon.con
-    con.execute("BEGIN TRANSACTION")
+    db.begin(con)
     try:
         if new:
             _insert(recon, new, path.name, user.user_id, stamp)
@@ -464,17 +465,17 @@ def load_deposits(
         matches = _matches(recon, ids)
         table = recon.rows(deposits_sql(_IDS_WHERE), [chr(31).join(ids)])
     except BaseException:
-        con.execute("ROLLBACK")
+        db.rollback(con)
         raise
     if dry_run:
-        con.execute("ROLLBACK")
+        db.rollback(con)
     else:
         from recon.errors import LedgerError
 
         try:
-            con.execute("COMMIT")
+            db.commit(con)
         except Exception as exc:
-            con.execute("ROLLBACK")
+            db.rollback(con)
             raise LedgerError(f"The deposits could not be saved: {str(exc).splitlines()[0]}") from exc
     return DepositLoad(
         str(path), len(new), len(deposits) - len(new), ids, status, total, dry_run, matches,

@@ -43,6 +43,7 @@ from recon.remit.prepare import Header, Prepared
 from recon.remit.stage import Stager, private_session, scratch_folder
 from recon.remit.x12 import gc_paused
 from recon.rules.permissions import require_billing
+from recon.store import db
 from recon.store.integrity import posting_marked
 from recon.store.sql import bind
 
@@ -240,7 +241,7 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
     con = recon.con
     marked = contextlib.nullcontext() if dry_run else posting_marked(con, f"posting {name}")
     with _single_threaded(con), marked:  # the marker: a posting cut short is cleaned up at the next open
-        con.execute("BEGIN TRANSACTION")
+        db.begin(con)
         stager: Stager | None = None
         try:
             poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off)
@@ -257,15 +258,15 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             if dry_run and outcome.status == "posted":
                 outcome.status = "dry_run"
         except _Refused as refused:
-            con.execute("ROLLBACK")
+            db.rollback(con)
             outcome.status, outcome.message, outcome.problems = refused.status, refused.message, refused.problems
             outcome.claims = []
             return outcome
         except _Reread:
-            con.execute("ROLLBACK")
+            db.rollback(con)
             reread = True
         except BaseException:
-            con.execute("ROLLBACK")
+            db.rollback(con)
             raise
         else:
             reread = False
@@ -275,9 +276,9 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
         if reread:
             return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False)
         if dry_run or outcome.status != "posted":
-            con.execute("ROLLBACK")
+            db.rollback(con)
         else:
-            con.execute("COMMIT")
+            db.commit(con)
     return outcome
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import math
 import os
 import random
@@ -18,13 +17,16 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from importlib import resources
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from recon.errors import LedgerError
 from recon.procs import running
+from recon.store import migrations
+from recon.store.pg import SESSION_CONFIG as PG_SESSION_CONFIG
+from recon.store.pg import PgLedger, is_postgres, masked
 from recon.store.sql import literal
 
 DEFAULT_DB = Path("data") / "recon.duckdb"
@@ -54,10 +56,39 @@ waits its turn instead of failing.
 """
 
 
-def default_db_path() -> Path:
-    """``RECON_DB`` if set, else ``data/recon.duckdb`` under the current folder."""
+Target = Path | str
+"""Where a ledger lives: a DuckDB file's path, or a ``postgresql://`` URI (see :mod:`recon.store.pg`)."""
+
+
+def default_db_path() -> Target:
+    """``RECON_DB`` if set (a file or a ``postgresql://`` URI), else ``data/recon.duckdb`` under the current folder."""
     env = os.environ.get("RECON_DB")
+    if env and is_postgres(env):
+        return env
     return Path(env) if env else DEFAULT_DB
+
+
+def target(db: str | os.PathLike[str]) -> Target:
+    """A ``--db`` value as a ledger target (a URI stays text: a Path would fold its ``//``)."""
+    return db if is_postgres(db) else Path(db)
+
+
+def describe(where: Target) -> str:
+    """The ledger's name for a message: the file, or the URI with its password masked."""
+    return masked(where) if isinstance(where, str) and is_postgres(where) else str(where)
+
+
+_PG: dict[int, PgLedger] = {}
+"""The PostgreSQL link of each session with a server ledger attached (by ``id`` of the session)."""
+
+
+def postgres_of(con: duckdb.DuckDBPyConnection) -> PgLedger | None:
+    return _PG.get(id(con))
+
+
+def engine(con: duckdb.DuckDBPyConnection) -> str:
+    """``postgresql`` or ``duckdb``: which engine holds the session's ledger."""
+    return "postgresql" if id(con) in _PG else "duckdb"
 
 
 def _httpfs_extension() -> str:
@@ -94,12 +125,13 @@ def connect(
     path: str | os.PathLike[str], key: str | None = None, *, wait: float | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open (creating when missing) the ledger at ``path`` and bring its schema up to date."""
-    con = session(key)
-    attach(con, Path(path), key, wait=wait)
+    where = target(path)
+    con = session(key, postgres=isinstance(where, str))
+    attach(con, where, key, wait=wait)
     return con
 
 
-def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
+def session(key: str | None = None, *, postgres: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB session to which the ledger file is attached when in use.
 
     Attaching (a few milliseconds) rather than connecting lets a notebook release the
@@ -107,7 +139,7 @@ def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
     """
     # No progress bar: DuckDB draws one on stdout for a query past 2 s, which would
     # land in CLI output (csv/json) and notebook cells on a busy machine.
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config=dict(PG_SESSION_CONFIG) if postgres else {})
     con.execute("SET enable_progress_bar = false")
     # A commit is durable in the write-ahead log; folding the log into the file (a
     # checkpoint) is left to release/close instead of the commit of a large 835 file.
@@ -121,14 +153,19 @@ def session(key: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, *, wait: float | None = None) -> None:
+def attach(con: duckdb.DuckDBPyConnection, path: Target, key: str | None, *, wait: float | None = None) -> None:
     """Attach the ledger file as the session's default catalog (schema brought up to date).
 
     A ledger another program is writing is waited for (``wait``, see :func:`wait_seconds`),
     then refused. A posting a crash cut short is cleaned up here, before anything reads
     or writes (:mod:`recon.store.integrity`), as is staging a crashed posting left behind.
+    A ``postgresql://`` target is attached from the server instead (:mod:`recon.store.pg`):
+    the server keeps every transaction whole, so there is no file lock and no debris.
     """
     _remove_stale_staging()
+    if isinstance(path, str):
+        _attach_postgres(con, path, key)
+        return
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
         # Spills beside the ledger (not in whatever folder the caller runs from), and
@@ -148,6 +185,24 @@ def attach(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, *, wait:
             con.execute("USE memory")
             con.execute(f"DETACH {ALIAS}")
         raise
+
+
+def _attach_postgres(con: duckdb.DuckDBPyConnection, uri: str, key: str | None) -> None:
+    if key:
+        raise LedgerError(
+            f"RECON_DB_KEY encrypts a ledger file; the ledger {masked(uri)} is on a PostgreSQL server, "
+            "which protects it (sslmode=require, the server's disk encryption): unset RECON_DB_KEY"
+        )
+    ledger = PgLedger(uri)
+    try:
+        ledger.attach(con, ALIAS)
+    except BaseException:
+        ledger.close()
+        with contextlib.suppress(duckdb.Error):
+            con.execute("USE memory")
+            con.execute(f"DETACH {ALIAS}")
+        raise
+    _PG[id(con)] = ledger
 
 
 def _attach_waiting(con: duckdb.DuckDBPyConnection, path: Path, key: str | None, wait: float | None) -> None:
@@ -219,8 +274,6 @@ def others_waiting(path: Path) -> bool:
     return False
 
 
-
-
 def _held_elsewhere(exc: duckdb.Error) -> bool:
     """DuckDB's refusal when another process holds the file's lock."""
     text = str(exc)
@@ -247,11 +300,15 @@ def _remove_stale_staging() -> None:
 
 
 def detach(con: duckdb.DuckDBPyConnection) -> None:
-    """Checkpoint and let go of the ledger file (its lock is released)."""
-    with contextlib.suppress(duckdb.Error):
-        con.execute("CHECKPOINT")
+    """Checkpoint and let go of the ledger file (its lock is released); for a server ledger, close the link."""
+    ledger = _PG.pop(id(con), None)
+    if ledger is None:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("CHECKPOINT")
     con.execute("USE memory")
     con.execute(f"DETACH {ALIAS}")
+    if ledger is not None:
+        ledger.close()
 
 
 def _quote(text: str) -> str:
@@ -278,26 +335,29 @@ def _explain_open_error(path: Path, exc: duckdb.Error, with_key: bool) -> str:
 
 
 def _apply_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    """Run every ``recon/store/*.sql`` in name order; each is idempotent (IF NOT EXISTS).
+    """Apply the migrations the ledger lacks (:mod:`recon.store.migrations`); True when any was.
 
     Other parts of recon (remittances, card attempts) add their tables as their own
     numbered files, so the ledger schema stays one place to read.
     """
-    files = sorted(
-        (f for f in resources.files("recon.store").iterdir() if f.name.endswith(".sql")),
-        key=lambda f: f.name,
-    )
-    texts = [f.read_text() for f in files]
-    digest = hashlib.sha256("\0".join(texts).encode()).hexdigest()
-    if _current_schema(con) == digest:
+    target_digest = migrations.digest()
+    if _current_schema(con) == target_digest:
         return False  # opening an up-to-date ledger writes nothing
     with transaction(con):
-        for text in texts:
-            for statement in _statements(text):
+        con.execute(migrations.BOOTSTRAP)
+        recorded = dict(con.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        stamp = literal(datetime.now(UTC).replace(tzinfo=None))
+        for migration in migrations.pending(recorded):
+            for statement in migration.statements():
                 con.execute(statement)
-        # A literal, not a bound parameter: binding a Python value makes DuckDB import pandas.
+            # Literals, not bound parameters: binding a Python value makes DuckDB import pandas.
+            con.execute(
+                f"INSERT INTO schema_migrations VALUES ({migration.version}, {literal(migration.name)}, "
+                f"{literal(migration.checksum)}, {stamp}) ON CONFLICT (version) DO UPDATE SET "
+                "name = excluded.name, checksum = excluded.checksum, applied_at = excluded.applied_at"
+            )
         con.execute(
-            f"INSERT INTO meta VALUES ('schema', {literal(digest)}) "
+            f"INSERT INTO meta VALUES ('schema', {literal(target_digest)}) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
     return True
@@ -311,27 +371,44 @@ def _current_schema(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def _statements(sql: str) -> Iterator[str]:
-    # Schema files keep string literals free of "--" and ";", so comments strip simply.
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    for statement in "\n".join(lines).split(";"):
-        if statement.strip():
-            yield statement
+def begin(con: duckdb.DuckDBPyConnection) -> None:
+    """BEGIN a transaction that may change the ledger (on a server ledger: after taking its write lock)."""
+    ledger = _PG.get(id(con))
+    if ledger is None:
+        con.execute("BEGIN TRANSACTION")
+    else:
+        ledger.begin(con)
+
+
+def commit(con: duckdb.DuckDBPyConnection) -> None:
+    ledger = _PG.get(id(con))
+    if ledger is None:
+        con.execute("COMMIT")
+    else:
+        ledger.commit(con)
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    ledger = _PG.get(id(con))
+    if ledger is None:
+        con.execute("ROLLBACK")
+    else:
+        ledger.rollback(con)
 
 
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All or nothing: commit when the block ends, roll back on any exception."""
-    con.execute("BEGIN TRANSACTION")
+    begin(con)
     try:
         yield con
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     else:
         try:
-            con.execute("COMMIT")
+            commit(con)
         except duckdb.Error as exc:
             with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
+                rollback(con)
             raise LedgerError(f"The change could not be saved: {str(exc).splitlines()[0]}") from exc

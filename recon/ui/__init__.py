@@ -63,7 +63,7 @@ from __future__ import annotations
 
 from recon.ui.app import Workbench, client_ledger, workbench
 from recon.ui.clients import ClientDetailsView, ClientsView
-from recon.ui.common import UserPicker, download_links, export_dir, notebook_ledger_path
+from recon.ui.common import UserPicker, demo_batch_folder, download_links, export_dir, notebook_ledger_path
 from recon.ui.ledger import ClientLedgerView, LedgerTable
 from recon.ui.payment import ChargeHandler, ChargeRequest, InsurancePaymentForm
 
@@ -78,6 +78,7 @@ __all__ = [
     "UserPicker",
     "Workbench",
     "client_ledger",
+    "demo_batch_folder",
     "download_links",
     "export_dir",
     "notebook_ledger_path",

@@ -28,7 +28,17 @@ import ipywidgets as w
 import traitlets
 
 from recon.ui.app import Workbench
-from recon.ui.common import CSS, esc, esc_attr, export_dir, guarded, html_table, message_html, notebook_ledger_path
+from recon.ui.common import (
+    CSS,
+    demo_batch_folder,
+    esc,
+    esc_attr,
+    export_dir,
+    guarded,
+    html_table,
+    message_html,
+    notebook_ledger_path,
+)
 from recon.ui.era_batch import EraBatchView, ensure_demo_batch
 
 TAB_TITLES = ("Clients & Ledger", "ERA batch", "Reports", "Tables")
@@ -158,13 +168,14 @@ def analyst_app(db: Any = None, user: str | None = None, *, demo_batch: bool | N
     default ledger, which is the demo practice when it was missing).
     """
     from recon.services import Recon
+    from recon.store.db import target
 
     default = db is None and not os.environ.get("RECON_DB")
-    path = None if isinstance(db, Recon) else Path(db) if db is not None else notebook_ledger_path()
+    path = None if isinstance(db, Recon) else target(db) if db is not None else notebook_ledger_path()
     recon = db if isinstance(db, Recon) else Recon.open(path)
     files: tuple[Path, ...] = ()
     deposits = None
     if (default if demo_batch is None else demo_batch) and path is not None:
-        demo = ensure_demo_batch(recon, path.parent / "era_demo")
+        demo = ensure_demo_batch(recon, demo_batch_folder(path))
         files, deposits = demo.files, demo.deposits
     return AnalystApp(recon, user or os.environ.get("RECON_USER"), era_files=files, era_deposits=deposits)

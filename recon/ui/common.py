@@ -251,16 +251,26 @@ def practice_processor() -> tuple[str, str | None]:
         return "none", f"Card payments are not offered: {one_line(exc)}"
 
 
-def notebook_ledger_path() -> Path:
-    """The ledger a notebook opens: ``RECON_DB`` or ``data/recon.duckdb`` of the checkout.
+def demo_batch_folder(db_path: Path | str) -> Path:
+    """Where notebook 02 keeps its demo ERA batch: beside a ledger file, else under the checkout's data/."""
+    from recon.demo import project_root
+
+    return db_path.parent / "era_demo" if isinstance(db_path, Path) else project_root() / "data" / "era_demo"
+
+
+def notebook_ledger_path() -> Path | str:
+    """The ledger a notebook opens: ``RECON_DB`` (a file or a ``postgresql://`` URI) or ``data/recon.duckdb``.
 
     The demo ledger is created when the file is missing, so a fresh clone runs top
     to bottom; tests point ``RECON_DB`` at a temporary file so nothing is written
-    into the repository.
+    into the repository. A server ledger is used as it is (never filled with the demo).
     """
     from recon.demo import ensure_demo_ledger, project_root
+    from recon.store.pg import is_postgres
 
     env = os.environ.get("RECON_DB")
+    if env and is_postgres(env):
+        return env
     path = Path(env) if env else project_root() / "data" / "recon.duckdb"
     if not path.exists():
         ensure_demo_ledger(path)

@@ -18,6 +18,12 @@ from recon.services import Recon
 
 
 @pytest.fixture
+def db(any_db: Path | str) -> Path | str:
+    """The deposits tests run on both engines."""
+    return any_db
+
+
+@pytest.fixture
 def recon(db: Path) -> Iterator[Recon]:
     with Recon.open(db) as r:
         yield r

@@ -20,10 +20,11 @@ ERA_PRACTICE = {**PRACTICE, "invoices.csv": [
 
 
 @pytest.fixture
-def era_db(tmp_path: Path) -> Path:
-    path = tmp_path / "era.duckdb"
-    assert main(["load", str(write_practice(tmp_path / "era_practice", ERA_PRACTICE)), "--db", str(path)]) == 0
-    return path
+def era_db(tmp_path: Path, ledger_target: Path | str) -> Path | str:
+    """The ERA practice in a ledger on each engine (a DuckDB file, a PostgreSQL database)."""
+    practice = write_practice(tmp_path / "era_practice", ERA_PRACTICE)
+    assert main(["load", str(practice), "--db", str(ledger_target)]) == 0
+    return ledger_target
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ def test_a_ledger_without_the_adjudication_tables_opens_and_posts(era_db: Path, 
         recon.execute("ALTER TABLE exceptions DROP COLUMN line_no")
         recon.execute("ALTER TABLE exceptions DROP COLUMN detail")
         recon.execute("UPDATE meta SET value = 'earlier' WHERE key = 'schema'")
+        recon.execute("DROP TABLE schema_migrations")  # made before versioned migrations
     with Recon.open(era_db) as recon:
         assert recon.one("SELECT count(*) FROM adjudications")[0] == 0
         assert recon.one("SELECT count(*) FROM exception_status")[0] == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
+
 from recon.remit.generate import generate_835
 from recon.remit.post import post_remittances
 from recon.services import Recon
@@ -41,6 +43,7 @@ def test_era_batch_exit_codes_and_summaries(cli, era_db, tmp_path):
         "CO-50", "CO-45", "WO: PLB WO 10.00 names claim PCN1 (no posted claim of this payer has it)"]
 
 
+@pytest.mark.parametrize("engine", ["duckdb"])  # compares or copies the ledger file itself
 def test_billing_required_dry_run_writes_nothing(cli, era_db, tmp_path):
     path = file_a(tmp_path)
     denied = cli("era", path, "--db", era_db, "--user", "ben")

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from recon.remit import post
 from recon.remit.post import FileOutcome, post_remittances
 from recon.services import Recon
@@ -57,6 +59,7 @@ def _view(out: FileOutcome) -> tuple[Any, ...]:
             out.problems, out.warnings, out.remittance_ids, out.claims)
 
 
+@pytest.mark.parametrize("engine", ["duckdb"])  # compares or copies the ledger file itself
 def test_pipelined_batch_equals_one_call_per_file(era_db: Path, tmp_path: Path, monkeypatch: Any) -> None:
     files = _batch(tmp_path)
     scratch = tmp_path / "scratch"  # where the staged text goes (the folders are made by this process)

@@ -1,0 +1,289 @@
+"""A ledger on a PostgreSQL server: the tables live there, DuckDB does the querying.
+
+Why this shape: every rule of recon is written once, as DuckDB SQL run in one
+session (:mod:`recon.store.db`). DuckDB's postgres extension (PyPI
+``duckdb-extension-postgres``, the same version as DuckDB) attaches the server's
+database as the session's ``ledger`` catalog, so the same statements read and write
+the server's tables; a DuckDB transaction is one server transaction. psycopg 3 does
+what DuckDB cannot: apply the migrations in PostgreSQL's own DDL (constraints and
+sequences live on the server), and take the ledger's write lock.
+
+Concurrency, correct by construction: a transaction that changes the ledger first
+takes the ledger's write lock (a PostgreSQL session advisory lock, on a psycopg
+connection of its own), *then* begins. The extension runs its transactions at
+REPEATABLE READ, so the snapshot a payment plans on is taken after the previous
+writer committed: no analyst can pay an invoice beyond its open amount and no update
+is lost. A busy ledger is waited for, never refused. Readers take no lock (the
+server's snapshots keep them consistent). The lock is held for one transaction (a
+payment: milliseconds); a process that dies lets go of it with its connection.
+
+The ledger's numbers (payments, entries, remittances, exceptions) come from server
+sequences. Inside a write transaction DuckDB draws them from temporary sequences
+started at the server sequences' values, and they are written back to the server
+before the commit; the write lock makes that one writer at a time, so numbers are
+never reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import sys
+import tempfile
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import duckdb
+
+from recon.errors import LedgerError
+from recon.store import migrations
+
+SCHEMES = ("postgresql://", "postgres://")
+SEQUENCES = ("remittance_seq", "payment_seq", "entry_seq", "exception_seq")
+WRITE_LOCK = 0x7265636F6E  # "recon": the ledger's write lock (pg_advisory_lock key)
+MIGRATE_LOCK = WRITE_LOCK + 1
+
+
+def is_postgres(target: object) -> bool:
+    """True for a libpq connection URI (``postgresql://…`` or ``postgres://…``)."""
+    return isinstance(target, str) and target.startswith(SCHEMES)
+
+
+def masked(uri: str) -> str:
+    """The URI with any password shown as ``***`` (for messages, logs and notebooks)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "postgresql://***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    query = parts.query
+    if query:
+        pairs = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _secrets(uri: str) -> list[str]:
+    """Every password the URI or the environment holds (scrubbed from any message shown)."""
+    found = []
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(uri)
+        if parts.password:
+            found.append(parts.password)
+            from urllib.parse import unquote
+
+            found.append(unquote(parts.password))
+        found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    if os.environ.get("PGPASSWORD"):
+        found.append(os.environ["PGPASSWORD"])
+    return [s for s in found if s]
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` with the URI masked and no password in it."""
+    text = text.replace(uri, masked(uri))
+    for secret in _secrets(uri):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _extension() -> str:
+    """The postgres extension's file, under the name DuckDB's LOAD expects (``postgres_scanner``).
+
+    The wheel ships it as ``postgres.duckdb_extension``; DuckDB derives the entry point
+    from the file name, so a link to the installed file is made once in a folder of
+    this user's own (mode 0700; a folder anyone else could write is not used). Nothing
+    is downloaded at run time. DuckDB's signature check of the 40 MB file costs half a
+    second per session; the session loads it unchecked (:func:`session_config`) because
+    the link can only lead to the installed package, which is trusted like any import.
+    """
+    try:
+        import duckdb_extension_postgres
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise LedgerError("A PostgreSQL ledger needs the duckdb-extension-postgres package; reinstall recon") from exc
+    base = os.path.dirname(duckdb_extension_postgres.__file__)
+    found = glob.glob(os.path.join(base, "extensions", f"v{duckdb.__version__}", "*.duckdb_extension"))
+    if not found:
+        raise LedgerError(
+            f"No postgres extension for DuckDB {duckdb.__version__} in {base}; "
+            "install the duckdb-extension-postgres version matching duckdb"
+        )
+    installed = os.path.realpath(found[0])
+    folder = os.path.join(tempfile.gettempdir(), f"recon-duckdb-{duckdb.__version__}-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder):
+        folder = tempfile.mkdtemp(prefix="recon-duckdb-")  # not ours alone: a private one for this process
+    target = os.path.join(folder, "postgres_scanner.duckdb_extension")
+    if not (os.path.islink(target) and os.path.realpath(target) == installed):
+        staging = f"{target}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staging)
+        os.symlink(installed, staging)
+        os.replace(staging, target)
+    return target
+
+
+SESSION_CONFIG = {"allow_unsigned_extensions": True}
+"""DuckDB settings of a session for a PostgreSQL ledger (see :func:`_extension`)."""
+
+
+class PgLedger:
+    """One session's link to a PostgreSQL ledger: the psycopg side connection and the write lock."""
+
+    _said_waiting = False
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.name = masked(uri)
+        self._side: Any = None
+        self._views: list[str] = []
+        self._locked = False
+
+    # ------------------------------------------------------------- connecting
+    def _error(self, what: str, exc: BaseException) -> LedgerError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return LedgerError(scrub(f"The ledger {self.name} {what}: {first}", self.uri))
+
+    @property
+    def side(self) -> Any:
+        if self._side is None or self._side.closed:
+            try:
+                import psycopg
+            except ImportError as exc:  # pragma: no cover - a dependency of the package
+                raise LedgerError("A PostgreSQL ledger needs psycopg; reinstall recon") from exc
+            try:
+                self._side = psycopg.connect(self.uri, autocommit=True, application_name="recon")
+            except Exception as exc:
+                raise self._error("could not be reached", exc) from None
+        return self._side
+
+    def attach(self, con: duckdb.DuckDBPyConnection, alias: str) -> bool:
+        """Bring the server's schema up to date, attach it as ``alias`` and make it the default catalog."""
+        upgraded = self.migrate()
+        try:
+            con.execute(f"LOAD '{_extension()}'")
+            con.execute(f"ATTACH {_quote(self.uri)} AS {alias} (TYPE postgres)")
+        except duckdb.Error as exc:
+            raise self._error("could not be attached", exc) from None
+        con.execute(f"USE {alias}")
+        for statement in self._views:
+            con.execute(migrations.temporary_view(statement))
+        return upgraded
+
+    def migrate(self) -> bool:
+        """Apply the migrations the server's database lacks (one transaction, one migrator at a time)."""
+        conn = self.side
+        target = migrations.digest()
+        self._views = [v for m in migrations.migrations() for v in m.views()]
+        if self._current_digest(conn) == target:
+            return False
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+                conn.execute(migrations.BOOTSTRAP)
+                recorded = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+                for migration in migrations.pending(recorded):
+                    for statement in migration.tables_and_sequences():
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (%s, %s, %s, now() AT TIME ZONE 'UTC') "
+                        "ON CONFLICT (version) DO UPDATE SET name = excluded.name, checksum = excluded.checksum, "
+                        "applied_at = excluded.applied_at",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (target,),
+                )
+        except Exception as exc:
+            raise self._error("could not be brought up to date", exc) from None
+        return True
+
+    @staticmethod
+    def _current_digest(conn: Any) -> str | None:
+        if conn.execute("SELECT to_regclass('meta') IS NULL").fetchone()[0]:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------ transactions
+    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Take the write lock (waiting for it), start the sequences where the server's are, BEGIN."""
+        conn = self.side
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
+            if not PgLedger._said_waiting:  # once per process: a busy team would fill the terminal
+                PgLedger._said_waiting = True
+                sys.stderr.write(f"recon: another analyst is saving to the ledger {self.name}; waiting for them\n")
+                sys.stderr.flush()
+            conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        self._locked = True
+        try:
+            values = conn.execute(
+                "SELECT " + ", ".join(f"(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {s})"
+                                      for s in SEQUENCES)
+            ).fetchone()  # fmt: skip
+            for name, start in zip(SEQUENCES, values, strict=True):
+                con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {name} START {int(start)}")
+            con.execute("BEGIN TRANSACTION")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write the sequences back to the server, COMMIT, let go of the lock (also when the commit fails)."""
+        try:
+            used = con.execute(
+                "SELECT sequence_name, last_value FROM duckdb_sequences() WHERE temporary AND last_value IS NOT NULL"
+            ).fetchall()
+            for name, last in used:
+                if name in SEQUENCES:
+                    self.side.execute(f"SELECT setval('{name}', %s, true)", (int(last),))
+            con.execute("COMMIT")
+        finally:
+            self._unlock()
+
+    def rollback(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.execute("ROLLBACK")
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            with contextlib.suppress(Exception):  # a lost connection has let go of it already
+                self.side.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+
+    def set_next(self, values: dict[str, int]) -> None:
+        """Make each sequence hand out ``values[name]`` next (a ledger copied in by ``recon migrate``)."""
+        for name, value in values.items():
+            if name in SEQUENCES:
+                self.side.execute(f"SELECT setval('{name}', %s, false)", (int(value),))
+
+    def close(self) -> None:
+        self._unlock()
+        if self._side is not None:
+            with contextlib.suppress(Exception):
+                self._side.close()
+            self._side = None
+
+
+def attach_read_only(con: duckdb.DuckDBPyConnection, uri: str, alias: str) -> None:
+    """Attach a server ledger read-only beside the session's own (``recon migrate``'s source)."""
+    try:
+        con.execute(f"LOAD '{_extension()}'")
+        con.execute(f"ATTACH {_quote(uri)} AS {alias} (TYPE postgres, READ_ONLY)")
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or ["?"])[0]
+        raise LedgerError(scrub(f"The ledger {masked(uri)} could not be attached: {first}", uri)) from None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
