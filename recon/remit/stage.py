@@ -37,8 +37,9 @@ from typing import Any
 from recon.procs import running
 from recon.remit.era835 import Claim, ProviderAdjustment, Remittance
 
-CHUNK_ROWS = 50_000
-"""Claims per chunk: a 10 MB file is one chunk; larger ones stay within ~20 MB of lines."""
+CHUNK_ROWS = 16_000
+"""Claims per chunk: a 10 MB file is two; the buffered lines and claims stay within ~25 MB of Python
+memory whatever a file's size (50,000 held ~60 MB, 10,000 posted no faster)."""
 
 SEP = "\x1f"  # ASCII unit separator: X12 allows no control characters in values
 NULL = "\x1e"  # ASCII record separator, the null marker (a date the file does not give)
@@ -46,22 +47,45 @@ NULL = "\x1e"  # ASCII record separator, the null marker (a date the file does n
 # name -> (column, SQL type)
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "s_claim": (
-        ("ci", "BIGINT"), ("st", "INTEGER"), ("seq", "INTEGER"), ("clp01", "VARCHAR"), ("status", "VARCHAR"),
-        ("charge", "DECIMAL(18,2)"), ("paid", "DECIMAL(18,2)"), ("patient", "DECIMAL(18,2)"),
-        ("pcn", "VARCHAR"), ("patient_name", "VARCHAR"), ("n_lines", "INTEGER"),
+        ("ci", "BIGINT"),
+        ("st", "INTEGER"),
+        ("seq", "INTEGER"),
+        ("clp01", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("charge", "DECIMAL(18,2)"),
+        ("paid", "DECIMAL(18,2)"),
+        ("patient", "DECIMAL(18,2)"),
+        ("pcn", "VARCHAR"),
+        ("patient_name", "VARCHAR"),
+        ("n_lines", "INTEGER"),
     ),
     "s_line": (
-        ("ci", "BIGINT"), ("ln", "INTEGER"), ("code", "VARCHAR"), ("modifiers", "VARCHAR"),
-        ("charge", "DECIMAL(18,2)"), ("paid", "DECIMAL(18,2)"), ("units", "DECIMAL(18,2)"),
-        ("billed", "VARCHAR"), ("service_date", "DATE"),
+        ("ci", "BIGINT"),
+        ("ln", "INTEGER"),
+        ("code", "VARCHAR"),
+        ("modifiers", "VARCHAR"),
+        ("charge", "DECIMAL(18,2)"),
+        ("paid", "DECIMAL(18,2)"),
+        ("units", "DECIMAL(18,2)"),
+        ("billed", "VARCHAR"),
+        ("service_date", "DATE"),
     ),
     "s_cas": (
-        ("k", "BIGINT"), ("ci", "BIGINT"), ("ln", "INTEGER"), ("grp", "VARCHAR"), ("reason", "VARCHAR"),
+        ("k", "BIGINT"),
+        ("ci", "BIGINT"),
+        ("ln", "INTEGER"),
+        ("grp", "VARCHAR"),
+        ("reason", "VARCHAR"),
         ("amount", "DECIMAL(18,2)"),
     ),
     "s_plb": (
-        ("st", "INTEGER"), ("seq", "INTEGER"), ("provider_id", "VARCHAR"), ("fiscal", "DATE"),
-        ("reason", "VARCHAR"), ("reference", "VARCHAR"), ("amount", "DECIMAL(18,2)"),
+        ("st", "INTEGER"),
+        ("seq", "INTEGER"),
+        ("provider_id", "VARCHAR"),
+        ("fiscal", "DATE"),
+        ("reason", "VARCHAR"),
+        ("reference", "VARCHAR"),
+        ("amount", "DECIMAL(18,2)"),
     ),
 }
 
@@ -80,8 +104,15 @@ class Stager:
     ``flush`` loads what is still buffered; ``close`` removes the scratch files.
     """
 
-    def __init__(self, con: Any, *, after: After | None = None, chunk_rows: int | None = None,
-                 folder: str | None = None, private: bool | None = None) -> None:
+    def __init__(
+        self,
+        con: Any,
+        *,
+        after: After | None = None,
+        chunk_rows: int | None = None,
+        folder: str | None = None,
+        private: bool | None = None,
+    ) -> None:
         self.con = con
         self.after = after
         self.chunk_rows = chunk_rows or CHUNK_ROWS
@@ -98,9 +129,12 @@ class Stager:
         self.fds: dict[str, int] = {}  # in-memory file path -> its descriptor (private staging)
         self.folder = None if self.private else (folder or scratch_folder("stage"))
         if con is not None:  # None: a TextStager, which only writes the files (in a reader process)
-            con.execute(";\n".join(
-                f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {sql}' for name, sql in spec)})"
-                for table, spec in TABLES.items()))
+            con.execute(
+                ";\n".join(
+                    f"CREATE OR REPLACE TEMP TABLE {table} ({', '.join(f'{name} {sql}' for name, sql in spec)})"
+                    for table, spec in TABLES.items()
+                )
+            )
 
     def add(self, st: int, rem: Remittance) -> None:
         """Append one remittance's claims, lines, adjustments and PLB."""
@@ -126,16 +160,20 @@ class Stager:
         for seq, claim in enumerate(claims, start=first + 1):
             ci += 1
             refs.append((st, seq, claim))
-            rows.append(f"{ci}\x1f{st}\x1f{seq}\x1f{claim.claim_id}\x1f{claim.status}\x1f{claim.charge}\x1f"
-                        f"{claim.paid}\x1f{claim.patient_responsibility}\x1f{claim.payer_control_number}\x1f"
-                        f"{claim.patient_name}\x1f{len(claim.lines)}")
+            rows.append(
+                f"{ci}\x1f{st}\x1f{seq}\x1f{claim.claim_id}\x1f{claim.status}\x1f{claim.charge}\x1f"
+                f"{claim.paid}\x1f{claim.patient_responsibility}\x1f{claim.payer_control_number}\x1f"
+                f"{claim.patient_name}\x1f{len(claim.lines)}"
+            )
             for adj in claim.adjustments:
                 k += 1
                 cas.append(f"{k}\x1f{ci}\x1f0\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount}")
             for number, line in enumerate(claim.lines, start=1):
-                lines.append(f"{ci}\x1f{number}\x1f{line.procedure_code.upper()}\x1f{':'.join(line.modifiers)}\x1f"
-                             f"{line.charge}\x1f{line.paid}\x1f{line.units}\x1f{line.billed_code}\x1f"
-                             f"{line.service_date or NULL}")
+                lines.append(
+                    f"{ci}\x1f{number}\x1f{line.procedure_code.upper()}\x1f{':'.join(line.modifiers)}\x1f"
+                    f"{line.charge}\x1f{line.paid}\x1f{line.units}\x1f{line.billed_code}\x1f"
+                    f"{line.service_date or NULL}"
+                )
                 for adj in line.adjustments:
                     k += 1
                     cas.append(f"{k}\x1f{ci}\x1f{number}\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount}")
@@ -219,8 +257,9 @@ class Stager:
         try:
             for table, file in files.items():
                 paths[table] = self._write(f"loaded_{table}", file) if isinstance(file, bytes) else file
-            statements = [f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}"
-                          for table, path in paths.items()]
+            statements = [
+                f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}" for table, path in paths.items()
+            ]
             if self.after is not None and hi > lo:
                 statements.append(self.after(lo, hi))
             if statements:
@@ -249,8 +288,15 @@ class Stager:
 class _Chunk:
     """The lines of claims ``lo < ci <= hi`` and what is needed to stage them exactly instead."""
 
-    def __init__(self, lines: dict[str, list[str]], refs: list[tuple[int, int, Claim]],
-                 plb: list[tuple[Any, ...]], lo: int, hi: int, first_cas: int) -> None:
+    def __init__(
+        self,
+        lines: dict[str, list[str]],
+        refs: list[tuple[int, int, Claim]],
+        plb: list[tuple[Any, ...]],
+        lo: int,
+        hi: int,
+        first_cas: int,
+    ) -> None:
         self.lines, self.refs, self.plb = lines, refs, plb
         self.lo, self.hi, self.first_cas = lo, hi, first_cas
         self.fallback = False
@@ -262,15 +308,38 @@ class _Chunk:
         cas: list[tuple[Any, ...]] = []
         k = self.first_cas
         for ci, (st, seq, claim) in enumerate(self.refs, start=self.lo + 1):
-            claims.append((ci, st, seq, claim.claim_id, claim.status, claim.charge, claim.paid,
-                           claim.patient_responsibility, claim.payer_control_number, claim.patient_name,
-                           len(claim.lines)))
+            claims.append(
+                (
+                    ci,
+                    st,
+                    seq,
+                    claim.claim_id,
+                    claim.status,
+                    claim.charge,
+                    claim.paid,
+                    claim.patient_responsibility,
+                    claim.payer_control_number,
+                    claim.patient_name,
+                    len(claim.lines),
+                )
+            )
             for adj in claim.adjustments:
                 k += 1
                 cas.append((k, ci, 0, adj.group, adj.reason, adj.amount))
             for number, line in enumerate(claim.lines, start=1):
-                lines.append((ci, number, line.procedure_code.upper(), ":".join(line.modifiers), line.charge,
-                              line.paid, line.units, line.billed_code, line.service_date))
+                lines.append(
+                    (
+                        ci,
+                        number,
+                        line.procedure_code.upper(),
+                        ":".join(line.modifiers),
+                        line.charge,
+                        line.paid,
+                        line.units,
+                        line.billed_code,
+                        line.service_date,
+                    )
+                )
                 for adj in line.adjustments:
                     k += 1
                     cas.append((k, ci, number, adj.group, adj.reason, adj.amount))
@@ -301,7 +370,7 @@ def _rows_text(rows: list[tuple[Any, ...]], width: int) -> str | None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def private_session(con: Any) -> bool:
@@ -309,8 +378,9 @@ def private_session(con: Any) -> bool:
     if con is None:
         return False
     with contextlib.suppress(Exception):
-        row = con.execute("SELECT encrypted FROM duckdb_databases() WHERE database_name = current_database()"
-                          ).fetchone()
+        row = con.execute(
+            "SELECT encrypted FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
         if row and row[0]:
             return True
     with contextlib.suppress(Exception):
@@ -356,25 +426,32 @@ def remove_stale_scratch(root: str | None = None) -> list[str]:
     return removed
 
 
-
-
 def _read_csv(path: str, spec: tuple[tuple[str, str], ...]) -> str:
     columns = ", ".join(f"'{name}': '{sql}'" for name, sql in spec)
     text_columns = ", ".join(f"'{name}'" for name, sql in spec if sql == "VARCHAR")
     quoted = "'" + path.replace("'", "''") + "'"
-    return (f"read_csv({quoted}, delim = '{SEP}', quote = '', escape = '', header = false, auto_detect = false, "
-            f"new_line = '\\n', nullstr = '{NULL}', force_not_null = [{text_columns}], columns = {{{columns}}})")
+    return (
+        f"read_csv({quoted}, delim = '{SEP}', quote = '', escape = '', header = false, auto_detect = false, "
+        f"new_line = '\\n', nullstr = '{NULL}', force_not_null = [{text_columns}], columns = {{{columns}}})"
+    )
 
 
 def _insert_arrow(con: Any, table: str, spec: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]]) -> None:
     """The exact path for a chunk with unusual values: Arrow columns (money as decimal128(18,2))."""
     import pyarrow as pa
 
-    types = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "VARCHAR": pa.string(), "DATE": pa.date32(),
-             "DECIMAL(18,2)": pa.decimal128(18, 2)}
+    types = {
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.date32(),
+        "DECIMAL(18,2)": pa.decimal128(18, 2),
+    }
     columns = list(zip(*rows, strict=True))
-    chunk = pa.table([pa.array(list(col), type=types[sql]) for col, (_, sql) in zip(columns, spec, strict=True)],
-                     names=[name for name, _ in spec])
+    chunk = pa.table(
+        [pa.array(list(col), type=types[sql]) for col, (_, sql) in zip(columns, spec, strict=True)],
+        names=[name for name, _ in spec],
+    )
     con.register("stage_chunk", chunk)
     try:
         con.execute(f"INSERT INTO {table} SELECT * FROM stage_chunk")

@@ -104,8 +104,7 @@ def require_valid(report: FileReport) -> None:
         raise InvalidRemittanceFile(report)
 
 
-def validate_file(path: str | Path, strict: bool = False, *,
-                  name: str | None = None) -> FileReport:
+def validate_file(path: str | Path, strict: bool = False, *, name: str | None = None) -> FileReport:
     """Read and balance a whole 835 file; never raises for bad content, reports it."""
     name = name if name is not None else Path(path).name
     defects: list[str] = []
@@ -126,11 +125,21 @@ def validate_file(path: str | Path, strict: bool = False, *,
                 problems.extend(found)
                 claims += part.claims
                 lines += part.lines
-                summaries.append(TransactionSummary(
-                    rem.envelope.transaction_control, rem.trace_number, rem.payer_id,
-                    rem.payer_name, rem.method, rem.payment_date, rem.amount, part.paid,
-                    plb_total(rem), part.claims, not found,
-                ))
+                summaries.append(
+                    TransactionSummary(
+                        rem.envelope.transaction_control,
+                        rem.trace_number,
+                        rem.payer_id,
+                        rem.payer_name,
+                        rem.method,
+                        rem.payment_date,
+                        rem.amount,
+                        part.paid,
+                        plb_total(rem),
+                        part.claims,
+                        not found,
+                    )
+                )
     except RemittanceError as exc:
         envelope_error = exc.message
     checks = _checks(summaries, problems, defects, warnings, envelope_error, claims, lines)
@@ -142,41 +151,65 @@ def validate_file(path: str | Path, strict: bool = False, *,
             checks.append(guide[0])
             errors.extend(guide[1])
     return FileReport(
-        name, len(summaries), claims, lines,
-        sum((s.amount for s in summaries), ZERO), sum((s.claims_paid for s in summaries), ZERO),
-        sum((s.plb_total for s in summaries), ZERO), tuple(checks), tuple(errors),
-        tuple(problems), tuple(summaries), tuple(notes), tuple(warnings),
+        name,
+        len(summaries),
+        claims,
+        lines,
+        sum((s.amount for s in summaries), ZERO),
+        sum((s.claims_paid for s in summaries), ZERO),
+        sum((s.plb_total for s in summaries), ZERO),
+        tuple(checks),
+        tuple(errors),
+        tuple(problems),
+        tuple(summaries),
+        tuple(notes),
+        tuple(warnings),
     )
 
 
-def _checks(summaries: list[TransactionSummary], problems: list[BalanceProblem],
-            defects: list[str], warnings: list[str], envelope_error: str | None, claims: int,
-            lines: int) -> list[CheckResult]:
-    by_level = {level: sum(1 for p in problems if p.level == level)
-                for level in ("line", "claim", "file")}
+def _checks(
+    summaries: list[TransactionSummary],
+    problems: list[BalanceProblem],
+    defects: list[str],
+    warnings: list[str],
+    envelope_error: str | None,
+    claims: int,
+    lines: int,
+) -> list[CheckResult]:
+    by_level = {level: sum(1 for p in problems if p.level == level) for level in ("line", "claim", "file")}
     paid = sum((s.amount for s in summaries), ZERO)
     clp = sum((s.claims_paid for s in summaries), ZERO)
     plb = sum((s.plb_total for s in summaries), ZERO)
     return [
-        CheckResult("envelope", envelope_error is None, len(summaries),
-                    int(envelope_error is not None),
-                    envelope_error or "ISA/GS/ST/SE/GE/IEA counts and control numbers match"),
-        CheckResult("content", not defects, len(summaries) + claims + lines, len(defects),
-                    f"{len(defects)} missing or invalid values" if defects
-                    else "dates and procedure codes readable"
-                    + (f" ({len(warnings)} read with a warning)" if warnings else "")),
-        CheckResult("line", not by_level["line"], lines, by_level["line"],
-                    "SVC02 − line CAS = SVC03"),
-        CheckResult("claim", not by_level["claim"], claims, by_level["claim"],
-                    "CLP03 − (claim + line CAS) = CLP04"),
-        CheckResult("file", not by_level["file"], len(summaries), by_level["file"],
-                    f"Σ CLP04 {fmt(clp)} − Σ PLB {fmt(plb)} = {fmt(clp - plb)}; "
-                    f"Σ BPR02 {fmt(paid)} (per ST)"),
+        CheckResult(
+            "envelope",
+            envelope_error is None,
+            len(summaries),
+            int(envelope_error is not None),
+            envelope_error or "ISA/GS/ST/SE/GE/IEA counts and control numbers match",
+        ),
+        CheckResult(
+            "content",
+            not defects,
+            len(summaries) + claims + lines,
+            len(defects),
+            f"{len(defects)} missing or invalid values"
+            if defects
+            else "dates and procedure codes readable" + (f" ({len(warnings)} read with a warning)" if warnings else ""),
+        ),
+        CheckResult("line", not by_level["line"], lines, by_level["line"], "SVC02 − line CAS = SVC03"),
+        CheckResult("claim", not by_level["claim"], claims, by_level["claim"], "CLP03 − (claim + line CAS) = CLP04"),
+        CheckResult(
+            "file",
+            not by_level["file"],
+            len(summaries),
+            by_level["file"],
+            f"Σ CLP04 {fmt(clp)} − Σ PLB {fmt(plb)} = {fmt(clp - plb)}; Σ BPR02 {fmt(paid)} (per ST)",
+        ),
     ]
 
 
-def _guide_check(path: str | Path, name: str,
-                 notes: list[str]) -> tuple[CheckResult, list[str]] | None:
+def _guide_check(path: str | Path, name: str, notes: list[str]) -> tuple[CheckResult, list[str]] | None:
     """Run pyx12's implementation-guide validation and return its findings as messages."""
     try:
         import pyx12.params
@@ -192,7 +225,10 @@ def _guide_check(path: str | Path, name: str,
     out = io.StringIO()
     try:
         valid = pyx12.x12n_document.x12n_document(
-            param=pyx12.params.params(), src_file=str(path), fd_997=None, fd_html=None,
+            param=pyx12.params.params(),
+            src_file=str(path),
+            fd_997=None,
+            fd_html=None,
             fd_json=out,
         )
         found = list(_pyx12_messages(out.getvalue()))
@@ -205,8 +241,7 @@ def _guide_check(path: str | Path, name: str,
     if not valid and not found:  # some findings only reach pyx12's log, not its JSON
         found = logged.messages or ["the file does not follow the implementation guide"]
     messages = [f"{name}: pyx12: {m}" for m in found]
-    return (CheckResult("guide", not messages, 1, len(messages),
-                        "pyx12 005010X221A1 implementation guide"), messages)
+    return (CheckResult("guide", not messages, 1, len(messages), "pyx12 005010X221A1 implementation guide"), messages)
 
 
 class _Collect(logging.Handler):
@@ -230,11 +265,9 @@ def _pyx12_messages(text: str) -> Iterator[str]:
         for gs in isa.get("groups", []):
             yield from (f"GS {gs.get('gs_control_num')}: {e['err_str']}" for e in gs["errors"])
             for st in gs.get("transactions", []):
-                yield from (f"ST {st.get('trn_set_control_num')}: {e['err_str']}"
-                            for e in st["errors"])
+                yield from (f"ST {st.get('trn_set_control_num')}: {e['err_str']}" for e in st["errors"])
                 for seg in st.get("segments", []):
-                    where = (f"ST {st.get('trn_set_control_num')} segment {seg.get('seg_count')}"
-                             f" ({seg.get('seg_id')})")
+                    where = f"ST {st.get('trn_set_control_num')} segment {seg.get('seg_count')} ({seg.get('seg_id')})"
                     for err in seg.get("errors", []):
                         yield f"{where}: {err['err_str']}"
                     for ele in seg.get("elements", []):
@@ -244,15 +277,14 @@ def _pyx12_messages(text: str) -> Iterator[str]:
 
 def format_report(report: FileReport) -> str:
     """The report as plain text for the CLI: verdict, totals, checks, then problems."""
-    verdict = "OK" if report.ok else f"REJECTED ({len(report.errors)} problem" + \
-        ("s)" if len(report.errors) != 1 else ")")
+    verdict = (
+        "OK" if report.ok else f"REJECTED ({len(report.errors)} problem" + ("s)" if len(report.errors) != 1 else ")")
+    )
     if report.warnings:
-        verdict += f" with {len(report.warnings)} warning" + \
-            ("s" if len(report.warnings) != 1 else "")
+        verdict += f" with {len(report.warnings)} warning" + ("s" if len(report.warnings) != 1 else "")
     out = [
         f"{report.file}: {verdict}",
-        f"  {report.transactions} transaction(s), {report.claims} claim(s), "
-        f"{report.service_lines} service line(s)",
+        f"  {report.transactions} transaction(s), {report.claims} claim(s), {report.service_lines} service line(s)",
         f"  paid Σ BPR02 {fmt(report.total_paid)}   claims Σ CLP04 {fmt(report.claims_paid)}"
         f"   PLB Σ {fmt(report.plb_total)}",
     ]
@@ -260,9 +292,11 @@ def format_report(report: FileReport) -> str:
         if shown == SHOWN_TRANSACTIONS:
             out.append(f"  ... {report.transactions - shown} more transaction(s)")
             break
-        out.append(f"  ST {s.control}: {s.method} {fmt(s.amount)} trace {s.trace_number} "
-                   f"payer {s.payer_name} ({s.payer_id}) date {s.payment_date or '?'} "
-                   f"{s.claims} claim(s){'' if s.balanced else ' UNBALANCED'}")
+        out.append(
+            f"  ST {s.control}: {s.method} {fmt(s.amount)} trace {s.trace_number} "
+            f"payer {s.payer_name} ({s.payer_id}) date {s.payment_date or '?'} "
+            f"{s.claims} claim(s){'' if s.balanced else ' UNBALANCED'}"
+        )
     out.append("  checks:")
     for c in report.checks:
         status = "pass" if c.passed else "FAIL"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from recon.remit.era835 import STREAM_BATCH, read_835_checked
 from recon.remit.generate import generate_835
 from recon.remit.post import post_file, post_remittances
@@ -14,6 +16,7 @@ from tests.era.edi import claim, st, write_835
 from tests.era.test_post_pipeline import _state, _view
 
 
+@pytest.mark.parametrize("engine", ["duckdb"])  # copies the ledger file itself
 def test_streamed_posting_equals_a_whole_transaction_read(era_db: Path, tmp_path: Path) -> None:
     """Two STs of more than one batch each, the first already posted: the same outcome, warnings in
     the same order, the same ledger, as when each transaction is read whole."""
