@@ -128,7 +128,10 @@ def _post_within_memory(recon: Any, post: Callable[[], Any], *, single: bool) ->
     import duckdb
 
     row = recon.one("SELECT current_setting('memory_limit')")
-    recon.execute(f"SET memory_limit = '{ERA_MEMORY_LIMIT}'")
+    try:
+        recon.execute(f"SET memory_limit = '{ERA_MEMORY_LIMIT}'")
+    except duckdb.OutOfMemoryException:  # DuckDB already holds more than that: post with the session's limit
+        return post()
     try:
         return post()
     except duckdb.OutOfMemoryException:

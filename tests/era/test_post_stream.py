@@ -62,3 +62,24 @@ def test_a_header_segment_after_a_claim_is_posted_as_a_whole_read(era_db: Path, 
         assert_invariant(recon)
     assert out.status == "posted", out.message
     assert row == ("AETNA BETTER HEALTH", 2)
+
+
+def test_one_file_that_outgrows_the_era_memory_limit_is_posted_with_the_sessions(
+    era_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recon era holds DuckDB to ERA_MEMORY_LIMIT; a posting that runs out of it is rolled back and posted
+    again with the session's limit, which the ledger keeps afterwards."""
+    from recon.cli import main
+    from recon.remit import era_cli
+
+    f = write_835(
+        tmp_path / "one.835",
+        [st("0001", amount="100", trace="T88", claims=[claim("I1", "1", "150", "100", cas=[["CO", "45", "50"]])])],
+    )
+    monkeypatch.setattr(era_cli, "ERA_MEMORY_LIMIT", "2MB")  # DuckDB takes it, no posting fits in it
+    assert main(["era", "--db", str(era_db), "--user", "ana", str(f)]) == 0
+    assert "POSTED" in capsys.readouterr().out
+    with Recon.open(era_db) as recon:
+        assert recon.one("SELECT count(*) FROM remittances WHERE trace_number = 'T88'") == (1,)
+        assert recon.one("SELECT count(*) FROM remit_claims") == (1,)
+        assert_invariant(recon)
