@@ -111,23 +111,25 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
 FLOOR_CODE = "import sys; t = open(sys.argv[1], encoding='utf-8').read(); [s.split('*') for s in t.split('~') if s]"
 
 
-def run_process(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one subprocess, its output discarded; it must succeed."""
+def run_process(args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds) of one subprocess, its output discarded; it must succeed."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, f"{args} exited {proc.returncode}"
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def floor_process(path: Path) -> float:
-    return run_process([sys.executable, "-c", FLOOR_CODE, str(path)])[0]
+def floor_process(path: Path) -> tuple[float, float]:
+    """(wall, CPU seconds) of the floor as a process."""
+    wall, _, cpu = run_process([sys.executable, "-c", FLOOR_CODE, str(path)])
+    return wall, cpu
 
 
-def era_process(practice: Path, era: Path, ledger: Path) -> tuple[float, float]:
-    """``recon era`` as the analyst runs it, on a fresh copy of the practice: (wall, peak RSS MB)."""
+def era_process(practice: Path, era: Path, ledger: Path) -> tuple[float, float, float]:
+    """``recon era`` as the analyst runs it, on a fresh copy of the practice: (wall, peak RSS MB, CPU seconds)."""
     for stale in (ledger, ledger.with_name(ledger.name + ".wal")):
         stale.unlink(missing_ok=True)
     shutil.copy(practice, ledger)
@@ -186,14 +188,15 @@ def ten_mb(rounds: int) -> None:
     best: dict[str, float] = {}
     ratios: list[float] = []
     process_ratios: list[float] = []
+    cpu_ratios: list[float] = []
     rss: list[float] = []
     out: object = None
     for _ in range(rounds):
         t_floor, _ = timed(lambda: floor(era))
         t_read, _ = timed(lambda: read_balance(era))
         t_post, t_checkpoint, out = post_once(practice, era, ledger)
-        t_floor_process = floor_process(era)
-        t_era_process, era_rss = era_process(practice, era, ledger)
+        t_floor_process, cpu_floor_process = floor_process(era)
+        t_era_process, era_rss, cpu_era_process = era_process(practice, era, ledger)
         rss.append(era_rss)
         for label, value in (
             ("floor", t_floor),
@@ -206,6 +209,7 @@ def ten_mb(rounds: int) -> None:
             best[label] = min(best.get(label, value), value)
         ratios.append(t_post / t_floor)
         process_ratios.append(t_era_process / t_floor_process)
+        cpu_ratios.append(cpu_era_process / cpu_floor_process)
     fl = best["floor"]
     print(f"  floor  read().split()                    {fl:6.3f} s")
     print(f"  read + balance (read_835_checked)        {best['read']:6.3f} s   {best['read'] / fl:4.2f} x floor")
@@ -220,6 +224,10 @@ def ten_mb(rounds: int) -> None:
         f"  whole processes: `recon era` (checkpoint included) {best['era process']:6.3f} s   "
         f"{best['era process'] / fp:4.2f} x floor process   (same-round ratio best {min(process_ratios):.2f}, "
         f"median {sorted(process_ratios)[len(process_ratios) // 2]:.2f}); peak RSS {max(rss):.0f} MB"
+    )
+    print(
+        f"  whole processes in CPU seconds (user + system): same-round ratio best {min(cpu_ratios):.2f}, "
+        f"median {sorted(cpu_ratios)[len(cpu_ratios) // 2]:.2f}"
     )
     print(
         f"  posted {out.claims_posted:,}, denied {out.claims_denied:,}, "  # type: ignore[attr-defined]
@@ -257,13 +265,16 @@ def million_child(practice: Path, files: list[Path]) -> None:
     shutil.copy(practice, ledger)
     rss: list[float] = []
     seconds: list[float] = []
+    cpu: list[float] = []  # this process's CPU seconds per file: what a shared machine's load does not inflate
     last = time.perf_counter()
+    last_cpu = time.process_time()
 
     def progress(done: int, total: int, name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
+        nonlocal last, last_cpu
+        now, now_cpu = time.perf_counter(), time.process_time()
         seconds.append(now - last)
-        last = now
+        cpu.append(now_cpu - last_cpu)
+        last, last_cpu = now, now_cpu
         rss.append(rss_mb())
 
     recon = Recon.open(ledger)  # memory_limit and checkpoint_threshold as recon sets them (recon/store/db.py)
@@ -274,6 +285,7 @@ def million_child(practice: Path, files: list[Path]) -> None:
         f"DuckDB memory_limit {limit}, checkpoint_threshold {threshold}: {load()}"
     )
     start = last = time.perf_counter()
+    last_cpu = time.process_time()
     report = post_remittances(recon, files, "ana", progress=progress)
     elapsed = time.perf_counter() - start
     claims = recon.one("SELECT count(*) FROM remit_claims")[0]
@@ -286,7 +298,12 @@ def million_child(practice: Path, files: list[Path]) -> None:
         f"checkpoint at close {closing:.1f} s"
     )
     marks = [k for k in (1, 8, 16, len(files)) if k <= len(files)]
-    reader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the reader process, joined
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reader process, joined
+    reader = children.ru_maxrss / 1024
+    print(
+        f"  CPU seconds: posting process {sum(cpu):.1f} (per file median {sorted(cpu)[len(cpu) // 2]:.2f}), "
+        f"reader process {children.ru_utime + children.ru_stime:.1f}"
+    )
     print(
         "  RSS after file "
         + ", ".join(f"{k}: {rss[k - 1]:.0f} MB" for k in marks)
@@ -294,6 +311,7 @@ def million_child(practice: Path, files: list[Path]) -> None:
     )
     print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks) + f"; {load()}")
     print("  per file (s): " + " ".join(f"{v:.2f}" for v in seconds))
+    print("  posting process CPU per file (s): " + " ".join(f"{v:.2f}" for v in cpu))
     print("  RSS per file (MB): " + " ".join(f"{v:.0f}" for v in rss))
 
 
