@@ -450,7 +450,7 @@ def load_practice(
         for table in _STAGED:
             con.execute(f"DROP TABLE IF EXISTS {_stage_name(table)}")
             con.execute(f"DROP TABLE IF EXISTS {_records_name(table)}")
-        con.execute(f"SET memory_limit = {literal(limit)}")
+        _restore_memory_limit(con, limit)
     return _load(recon, source, user_id, first, say, {})
 
 
@@ -536,6 +536,19 @@ def _existing_invoices(con: Any, ids: list[str]) -> dict[str, tuple[Any, ...]]:
     finally:
         con.unregister("_load_ids")
     return {r[0]: tuple(r) for r in rows}
+
+
+def _restore_memory_limit(con: Any, shown: str) -> None:
+    """Put back the session's memory limit, which DuckDB shows rounded (``'286.1 MiB'`` for 300MB).
+
+    The session's own setting (recon.store.db) is set again as written when it is the one
+    shown; otherwise the shown value is the best there is.
+    """
+    from recon.store.db import MEMORY_LIMIT
+
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    if con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != shown:
+        con.execute(f"SET memory_limit = {literal(shown)}")
 
 
 def _has_no_users(con: Any) -> bool:

@@ -163,3 +163,13 @@ def test_a_changed_record_on_reload_is_refused_and_nothing_is_added(cli: Callabl
     run = cli("load", write_practice(tmp_path / "two", {**CASES, "invoices.csv": more}), "--db", db, "--user", "lee")
     assert run.code == 1 and "invoices.csv:4: 'I3' is already in the ledger with different content" in run.err
     assert _tables(db) == before
+
+
+def test_a_load_leaves_the_sessions_memory_limit_as_it_was(tmp_path: Path) -> None:
+    recon = Recon.open(tmp_path / "l.duckdb")
+    try:
+        before = recon.one("SELECT current_setting('memory_limit')")
+        load_practice(recon, write_practice(tmp_path / "p", CASES), None)
+        assert recon.one("SELECT current_setting('memory_limit')") == before
+    finally:
+        recon.close()
