@@ -103,7 +103,7 @@ class LoadSummary:
 def read_source(source: Path, skip: tuple[str, ...] = ()) -> dict[str, list[Row]]:
     """Rows of each table from a folder of ``<table>.csv`` or sheets of one ``.xlsx``.
 
-    ``skip`` names CSV files not to read (invoices.csv once DuckDB has staged it).
+    ``skip`` names CSV files not to read (those DuckDB has read and checked: see :func:`_stage`).
     """
     if source.is_dir():
         found = {t: source / f"{t}.csv" for t in TABLES if (source / f"{t}.csv").exists()}
