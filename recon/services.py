@@ -116,14 +116,22 @@ class Recon:
         self.release()
 
     def release(self) -> None:
-        """Let go of the ledger file until the next use (not inside a transaction)."""
-        if self._attached and self._depth == 0:
-            db.detach(self._session)
-            self._attached = False
+        """Let go of the ledger file until the next use (not inside a transaction).
+
+        A server ledger stays attached: it has no file lock to free, and others write
+        to it meanwhile anyway (each transaction takes the write lock, :mod:`recon.store.pg`).
+        """
+        if self._attached and self._depth == 0 and isinstance(self.path, Path):
+            self._detach()
+
+    def _detach(self) -> None:
+        db.detach(self._session)
+        self._attached = False
 
     def close(self) -> None:
         self._depth = 0
-        self.release()
+        if self._attached:
+            self._detach()
         self._session.close()
 
     def __enter__(self) -> Recon:
@@ -166,8 +174,11 @@ class Recon:
         )
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, client: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """All or nothing; the ledger stays attached until the outermost one ends.
+
+        ``client``: the transaction changes only that client's ledger (a payment), so
+        on a server ledger it runs beside other clients' payments (:mod:`recon.store.pg`).
 
         Before an outermost one, a ledger another program waits for is let go and taken
         again (after it, waiting in turn) once this Recon made a transaction with it: a
@@ -184,7 +195,7 @@ class Recon:
         con = self.con
         self._depth += 1
         try:
-            with db.transaction(con):
+            with db.transaction(con, client):
                 yield con
         finally:
             self._depth -= 1
@@ -476,7 +487,7 @@ class Recon:
                 "(Charge Payment Method), not recorded by hand"
             )
         request_hash = _request_hash(request)
-        with self.transaction():
+        with self.transaction(client=request.client_id):
             if request.idempotency_key:
                 replay = self._replay(request.idempotency_key, request_hash)
                 if replay is not None:

@@ -125,6 +125,38 @@ def test_eight_analysts_pay_the_same_ten_invoices_and_none_is_overpaid(team_db: 
         assert recon.one("SELECT count(*) - count(DISTINCT allocation_id) FROM allocations")[0] == 0
 
 
+SIDE_BY_SIDE = """
+import sys
+from decimal import Decimal
+from recon.model import PaymentMethod, PaymentRequest
+from recon.services import Recon
+
+uri, worker = sys.argv[1], int(sys.argv[2])
+client, payer = ("C1", "AET") if worker % 2 == 0 else ("C2", "BCBS")
+with Recon.open(uri) as recon:
+    for i in range(20):
+        recon.record_payment(PaymentRequest(client, payer, PaymentMethod.INSURANCE_CHECK, amount=Decimal("1.00"),
+                                            payment_number=f"SIDE-{worker}-{i}"), "ana")
+print("done")
+"""
+
+
+def test_payments_for_different_clients_run_side_by_side_and_never_share_a_number(team_db: str) -> None:
+    """Each client's payments take that client's lock only: two clients' analysts work at once."""
+    runs = _run_all([[sys.executable, "-c", SIDE_BY_SIDE, team_db, str(w)] for w in range(6)])
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    with Recon.open(team_db) as recon:
+        ids = recon.execute("SELECT payment_id FROM payments WHERE payment_number LIKE 'SIDE-%'").fetchall()
+        assert len(ids) == 120 and len(set(ids)) == 120
+        for table, column in (("allocations", "allocation_id"), ("audit_log", "audit_id")):
+            total, distinct = recon.one(f"SELECT count(*), count(DISTINCT {column}) FROM {table}")
+            assert total == distinct, f"{table}: {total - distinct} number(s) drawn twice"
+        by_client = dict(recon.execute("SELECT client_id, sum(amount) FROM payments WHERE payment_number LIKE 'SIDE-%' "
+                                       "GROUP BY client_id").fetchall())  # fmt: skip
+        assert by_client == {"C1": Decimal("60.00"), "C2": Decimal("60.00")}
+
+
 def _aetna_835(path: Path, claims: int, trace: str) -> Path:
     """Aetna pays 5.00 on each of ``claims`` claims of the ten invoices (CO-45 and PR-1 make them balance)."""
     paid = Decimal("5.00") * claims

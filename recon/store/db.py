@@ -371,13 +371,17 @@ def _current_schema(con: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def begin(con: duckdb.DuckDBPyConnection) -> None:
-    """BEGIN a transaction that may change the ledger (on a server ledger: after taking its write lock)."""
+def begin(con: duckdb.DuckDBPyConnection, client: str | None = None) -> None:
+    """BEGIN a transaction that may change the ledger (on a server ledger: after taking its locks).
+
+    ``client``: it changes only that client's ledger, so on a server it may run beside
+    other clients' (a DuckDB file has one writer at a time anyway).
+    """
     ledger = _PG.get(id(con))
     if ledger is None:
         con.execute("BEGIN TRANSACTION")
     else:
-        ledger.begin(con)
+        ledger.begin(con, client)
 
 
 def commit(con: duckdb.DuckDBPyConnection) -> None:
@@ -397,9 +401,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextlib.contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All or nothing: commit when the block ends, roll back on any exception."""
-    begin(con)
+def transaction(con: duckdb.DuckDBPyConnection, client: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: commit when the block ends, roll back on any exception (``client``: see :func:`begin`)."""
+    begin(con, client)
     try:
         yield con
     except BaseException:

@@ -43,6 +43,9 @@ SCHEMES = ("postgresql://", "postgres://")
 SEQUENCES = ("remittance_seq", "payment_seq", "entry_seq", "exception_seq")
 WRITE_LOCK = 0x7265636F6E  # "recon": the ledger's write lock (pg_advisory_lock key)
 MIGRATE_LOCK = WRITE_LOCK + 1
+CLIENT_LOCKS = 0x72636C  # the key space of the per-client locks: (CLIENT_LOCKS, hashtext(client_id))
+BLOCK = {"payment_seq": 20, "entry_seq": 100_000, "remittance_seq": 20, "exception_seq": 10_000}
+"""Numbers a transaction beside others reserves per counter (the unused end is given back when it can be)."""
 
 
 def is_postgres(target: object) -> bool:
@@ -144,7 +147,8 @@ class PgLedger:
         self.name = masked(uri)
         self._side: Any = None
         self._views: list[str] = []
-        self._locked = False
+        self._held: list[tuple[str, tuple[int | str, ...]]] = []
+        self._blocks: dict[str, tuple[int, int | None]] = {}
 
     # ------------------------------------------------------------- connecting
     def _error(self, what: str, exc: BaseException) -> LedgerError:
@@ -198,6 +202,12 @@ class PgLedger:
                         "applied_at = excluded.applied_at",
                         (migration.version, migration.name, migration.checksum),
                     )
+                for name in SEQUENCES:  # the counters start where the sequences stand (recon before id_blocks)
+                    conn.execute(
+                        "INSERT INTO id_blocks SELECT %s, CASE WHEN is_called THEN last_value + 1 ELSE last_value END "
+                        f"FROM {name} ON CONFLICT (name) DO NOTHING",
+                        (name,),
+                    )
                 conn.execute(
                     "INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (target,),
@@ -214,37 +224,83 @@ class PgLedger:
         return row[0] if row else None
 
     # ------------------------------------------------------------ transactions
-    def begin(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Take the write lock (waiting for it), start the sequences where the server's are, BEGIN."""
+    def begin(self, con: duckdb.DuckDBPyConnection, client: str | None = None) -> None:
+        """Take the locks (waiting for them), draw the numbers this transaction may use, BEGIN.
+
+        ``client``: the transaction changes only that client's ledger (a payment); it
+        runs beside other clients' payments. Without it the transaction may change any
+        row (an 835, a worklist action) and runs alone.
+        """
+        if client is None:
+            self._lock("pg_advisory_lock", "pg_advisory_unlock", WRITE_LOCK)
+        else:
+            self._lock("pg_advisory_lock_shared", "pg_advisory_unlock_shared", WRITE_LOCK)
+            self._lock("pg_advisory_lock", "pg_advisory_unlock", CLIENT_LOCKS, client)
+        try:
+            self._blocks = self._draw(shared=client is not None)
+            for name, (start, end) in self._blocks.items():
+                bound = f" MAXVALUE {end - 1}" if end is not None else ""
+                con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {name} START {start}{bound}")
+            con.execute("BEGIN TRANSACTION")
+        except BaseException:
+            self._give_back({})
+            self._unlock()
+            raise
+
+    def _lock(self, take: str, release: str, *key: int | str) -> None:
         conn = self.side
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK,)).fetchone()[0]:
+        args = "%s" if len(key) == 1 else "%s, hashtext(%s)"
+        try_take = take.replace("pg_advisory_lock", "pg_try_advisory_lock")
+        if not conn.execute(f"SELECT {try_take}({args})", key).fetchone()[0]:
             if not PgLedger._said_waiting:  # once per process: a busy team would fill the terminal
                 PgLedger._said_waiting = True
                 sys.stderr.write(f"recon: another analyst is saving to the ledger {self.name}; waiting for them\n")
                 sys.stderr.flush()
-            conn.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
-        self._locked = True
-        try:
-            values = conn.execute(
-                "SELECT " + ", ".join(f"(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {s})"
-                                      for s in SEQUENCES)
-            ).fetchone()  # fmt: skip
-            for name, start in zip(SEQUENCES, values, strict=True):
-                con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {name} START {int(start)}")
-            con.execute("BEGIN TRANSACTION")
-        except BaseException:
-            self._unlock()
-            raise
+            conn.execute(f"SELECT {take}({args})", key)
+        self._held.append((f"SELECT {release}({args})", key))
+
+    def _draw(self, *, shared: bool) -> dict[str, tuple[int, int | None]]:
+        """The numbers each sequence may hand out here: (first, end or None for open-ended).
+
+        Alone (the exclusive lock), a transaction continues from where the server's
+        counters stand. Beside others, it reserves a block of each counter in one
+        atomic UPDATE, so two payments never draw the same number.
+        """
+        conn = self.side
+        if not shared:
+            rows = dict(conn.execute("SELECT name, next_value FROM id_blocks").fetchall())
+            return {name: (int(rows[name]), None) for name in SEQUENCES}
+        drawn = {}
+        for name in SEQUENCES:
+            size = BLOCK[name]
+            (start,) = conn.execute(
+                "UPDATE id_blocks SET next_value = next_value + %s WHERE name = %s RETURNING next_value - %s",
+                (size, name, size),
+            ).fetchone()
+            drawn[name] = (int(start), int(start) + size)
+        return drawn
+
+    def _give_back(self, used: dict[str, int]) -> None:
+        """Return the unused end of each block (when nobody drew after it); advance an open-ended counter."""
+        conn = self.side
+        for name, (start, end) in self._blocks.items():
+            after = used.get(name, start - 1) + 1
+            if end is None:
+                if after > start:
+                    conn.execute("UPDATE id_blocks SET next_value = %s WHERE name = %s", (after, name))
+            else:
+                conn.execute(
+                    "UPDATE id_blocks SET next_value = %s WHERE name = %s AND next_value = %s", (after, name, end)
+                )
+        self._blocks = {}
 
     def commit(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Write the sequences back to the server, COMMIT, let go of the lock (also when the commit fails)."""
+        """Settle the counters, COMMIT, let go of the locks (also when the commit fails)."""
         try:
-            used = con.execute(
+            used = dict(con.execute(
                 "SELECT sequence_name, last_value FROM duckdb_sequences() WHERE temporary AND last_value IS NOT NULL"
-            ).fetchall()
-            for name, last in used:
-                if name in SEQUENCES:
-                    self.side.execute(f"SELECT setval('{name}', %s, true)", (int(last),))
+            ).fetchall())  # fmt: skip
+            self._give_back({name: int(last) for name, last in used.items() if name in SEQUENCES})
             con.execute("COMMIT")
         finally:
             self._unlock()
@@ -252,20 +308,22 @@ class PgLedger:
     def rollback(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
             con.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                self._give_back({})
         finally:
             self._unlock()
 
     def _unlock(self) -> None:
-        if self._locked:
-            self._locked = False
+        held, self._held = self._held, []
+        for sql, key in reversed(held):
             with contextlib.suppress(Exception):  # a lost connection has let go of it already
-                self.side.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+                self.side.execute(sql, key)
 
     def set_next(self, values: dict[str, int]) -> None:
-        """Make each sequence hand out ``values[name]`` next (a ledger copied in by ``recon migrate``)."""
+        """Make each counter hand out ``values[name]`` next (a ledger copied in by ``recon migrate``)."""
         for name, value in values.items():
             if name in SEQUENCES:
-                self.side.execute(f"SELECT setval('{name}', %s, false)", (int(value),))
+                self.side.execute("UPDATE id_blocks SET next_value = %s WHERE name = %s", (int(value), name))
 
     def close(self) -> None:
         self._unlock()

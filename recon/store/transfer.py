@@ -23,7 +23,7 @@ from recon.store import db, migrations, queries
 from recon.store.pg import SEQUENCES, is_postgres
 
 SOURCE = "source"
-NOT_COPIED = frozenset({"meta", "schema_migrations"})  # each ledger keeps its own schema record
+NOT_COPIED = frozenset({"meta", "schema_migrations", "id_blocks"})  # each ledger keeps its own schema and counters
 _TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 
 
@@ -163,11 +163,8 @@ def _copy(con: duckdb.DuckDBPyConnection, source: db.Target, target: db.Target) 
 def _next_values(con: duckdb.DuckDBPyConnection, source: db.Target) -> dict[str, int]:
     """The number each sequence hands out next in the source."""
     if isinstance(source, str) and is_postgres(source):
-        sql = "SELECT " + ", ".join(
-            f"(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {s}) AS {s}" for s in SEQUENCES
-        )
-        row = con.execute(f"SELECT * FROM postgres_query('{SOURCE}', {db._quote(sql)})").fetchone()
-        return {name: int(v) for name, v in zip(SEQUENCES, row, strict=True)}
+        found = dict(con.execute(f"SELECT name, next_value FROM {SOURCE}.id_blocks").fetchall())
+        return {name: int(found.get(name, 1)) for name in SEQUENCES}
     rows = dict(con.execute(
         f"SELECT sequence_name, coalesce(last_value + 1, start_value) FROM duckdb_sequences() "
         f"WHERE database_name = '{SOURCE}'"
