@@ -8,20 +8,20 @@ the server's tables; a DuckDB transaction is one server transaction. psycopg 3 d
 what DuckDB cannot: apply the migrations in PostgreSQL's own DDL (constraints and
 sequences live on the server), and take the ledger's write lock.
 
-Concurrency, correct by construction: a transaction that changes the ledger first
-takes the ledger's write lock (a PostgreSQL session advisory lock, on a psycopg
-connection of its own), *then* begins. The extension runs its transactions at
-REPEATABLE READ, so the snapshot a payment plans on is taken after the previous
-writer committed: no analyst can pay an invoice beyond its open amount and no update
-is lost. A busy ledger is waited for, never refused. Readers take no lock (the
-server's snapshots keep them consistent). The lock is held for one transaction (a
-payment: milliseconds); a process that dies lets go of it with its connection.
+Concurrency, correct by construction: a transaction that changes the ledger takes
+its locks (PostgreSQL advisory locks, on a psycopg connection of its own) *before* it
+begins. The extension runs its transactions at REPEATABLE READ, so the snapshot a
+change is planned on is taken after the previous holder committed. A payment takes
+its client's lock and the ledger lock shared (payments for one client take turns:
+no invoice is paid beyond its open amount, no update is lost; different clients'
+payments run at once); anything else takes the ledger lock exclusively. A busy
+ledger is waited for, never refused; readers take no lock; a process that dies lets
+go with its connection.
 
-The ledger's numbers (payments, entries, remittances, exceptions) come from server
-sequences. Inside a write transaction DuckDB draws them from temporary sequences
-started at the server sequences' values, and they are written back to the server
-before the commit; the write lock makes that one writer at a time, so numbers are
-never reused.
+The ledger's numbers (payments, entries, remittances, exceptions) come from the
+``id_blocks`` counters: a transaction alone continues from them, one beside others
+reserves a block in one atomic UPDATE. DuckDB draws them from temporary sequences
+bounded by what was reserved, so no number is ever drawn twice.
 """
 
 from __future__ import annotations
