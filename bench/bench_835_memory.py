@@ -115,8 +115,8 @@ def measured(argv: list[str], cwd: Path | None = None) -> tuple[float, float, st
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
     assert wall is not None, text
     seconds = int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
-    if run.returncode not in (0, 1):
-        raise SystemExit(f"{argv} failed ({run.returncode}): {run.stderr[-2000:]}")
+    if run.returncode not in (0, 1):  # a crash is a figure too (e.g. DuckDB out of memory): shown, not fatal
+        return seconds, peak, f"FAILED (exit {run.returncode}): {run.stderr.strip()[-300:]}"
     return seconds, peak, run.stdout
 
 
@@ -147,9 +147,7 @@ def main() -> None:
                     [py, "-m", "recon.cli", "era", "--db", str(ledger), "--user", "ana", str(era)]
                 )
                 results["era"] = (wall, peak)
-                extra = " ".join(out.split("\n")[1].split()) if "\n" in out else out.strip()
-                if "POSTED" not in out:
-                    raise SystemExit(f"recon era did not post {era.name}: {out[-2000:]}")
+                extra = " ".join(out.split("\n")[1].split()) if "POSTED" in out else out.strip()
             for label, (wall, peak) in results.items():
                 best_wall, top_peak = rows.get(label, (wall, peak))
                 rows[label] = (min(best_wall, wall), max(top_peak, peak))
