@@ -828,7 +828,8 @@ class Poster:
         bad = self.run("""
             WITH m AS (SELECT e.remittance_id, sum(a.amount) AS amount
                        FROM exception_actions a JOIN exceptions e USING (exception_id)
-                       WHERE a.action = 'matched' GROUP BY 1)
+                       WHERE a.action = 'matched' AND e.remittance_id IN (SELECT remittance_id FROM s_rem)
+                       GROUP BY 1)
             SELECT r.remittance_id, r.amount,
                    coalesce(p.amount, 0) + r.unmatched_amount - coalesce(m.amount, 0) - r.plb_amount
             FROM remittances r
