@@ -176,17 +176,22 @@ DEMO_ADMIN = "cara"
 """The demo's billing lead: the admin its first load creates (users.csv), who loads it again and records payments."""
 
 
-def ensure_demo_ledger(db_path: str | Path | None = None, rebuild: bool = False) -> Path:
+def ensure_demo_ledger(db_path: str | Path | None = None, rebuild: bool = False) -> Path | str:
     """Create the demo ledger (practice loaded, a few payments recorded) when missing."""
     return _build_demo(db_path, rebuild)[0]
 
 
-def _build_demo(db_path: str | Path | None, rebuild: bool) -> tuple[Path, str | None]:
-    """The demo ledger's path, and the load's word on its first admin when this load created it."""
+def _build_demo(db_path: str | Path | None, rebuild: bool) -> tuple[Path | str, str | None]:
+    """The demo ledger's path (or server URI), and the load's word on its first admin when this load created it."""
     from recon.services import Recon
+    from recon.store.db import target
 
-    path = Path(db_path) if db_path else project_root() / "data" / "recon.duckdb"
-    if rebuild and path.exists():
+    path = target(db_path) if db_path else project_root() / "data" / "recon.duckdb"
+    if rebuild and isinstance(path, str):
+        from recon.errors import LedgerError
+
+        raise LedgerError("--rebuild deletes a ledger file; a server ledger is not rebuilt (use a new database)")
+    if rebuild and isinstance(path, Path) and path.exists():
         path.unlink()
         Path(str(path) + ".wal").unlink(missing_ok=True)
     with Recon.open(path) as recon:
@@ -257,6 +262,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
 
     path, first_admin = _build_demo(db_path, rebuild)
     with Recon.open(path) as recon:
+        recon_name = recon.name
         totals = recon.con.execute(
             f"SELECT count(*), sum(fee), sum(ins_amt_paid), sum(balance) FROM ({queries.ledger_sql()})"
         ).fetchone()
@@ -273,7 +279,7 @@ def run_demo(db_path: str | Path | None = None, rebuild: bool = False) -> str:
 
     assert totals and pays and clients
     return (
-        (f"{first_admin}\n" if first_admin else "") + f"recon demo ledger: {path}\n"
+        (f"{first_admin}\n" if first_admin else "") + f"recon demo ledger: {recon_name}\n"
         f"  {clients[0]} clients, {totals[0]} invoices, fees {fmt(totals[1])}\n"
         f"  {pays[0]} insurance payments recorded, {fmt(pays[1])} in all; ins paid on invoices {fmt(totals[2])}\n"
         f"  open balance across the practice {fmt(totals[3])}\n\n"
