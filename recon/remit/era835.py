@@ -22,6 +22,10 @@ should show these warnings with the file's outcome.
 
 For posting (and anything else that reads whole files):
 
+- :func:`read_835_stream` gives a transaction's claims in batches (then its record without
+  them): what validation and posting use, so that memory stays flat when one ST holds a
+  million claims, as a large payer's file does. The whole-transaction readers below keep
+  every claim of an ST in memory.
 - :func:`read_835_checked` (or :func:`recon.remit.balance.read_balanced`, which gives
   ``BalanceProblem`` objects) balances in the same pass: use it instead of
   ``read_835`` + ``check_remittance`` (same problems, same order, ~15% less time).
