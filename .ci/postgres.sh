@@ -32,9 +32,11 @@ start)
         as=(runuser -u postgres --)
         user=postgres
     fi
-    "${as[@]}" "$bin/initdb" -D "$RECON_CI_PG_DIR/data" -A trust -U "$user" -E UTF8 >"$RECON_CI_PG_DIR/initdb.log"
-    "${as[@]}" "$bin/pg_ctl" -D "$RECON_CI_PG_DIR/data" -l "$RECON_CI_PG_DIR/server.log" -w \
-        -o "-k $RECON_CI_PG_DIR -c listen_addresses='' -c fsync=off -c max_connections=200" start >/dev/null
+    # from / : the postgres account may not be allowed into the checkout's folder
+    (cd / && "${as[@]}" "$bin/initdb" -D "$RECON_CI_PG_DIR/data" -A trust -U "$user" -E UTF8 \
+        >"$RECON_CI_PG_DIR/initdb.log")
+    (cd / && "${as[@]}" "$bin/pg_ctl" -D "$RECON_CI_PG_DIR/data" -l "$RECON_CI_PG_DIR/server.log" -w \
+        -o "-k $RECON_CI_PG_DIR -c listen_addresses='' -c fsync=off -c max_connections=200" start >/dev/null)
     export RECON_CI_PG_DIR RECON_CI_PG_BIN="$bin" RECON_CI_PG_AS="${as[*]}"
     export RECON_TEST_PG="postgresql://$user@/postgres?host=$RECON_CI_PG_DIR"
     echo "postgres: $("$bin/postgres" --version) on $RECON_CI_PG_DIR"
@@ -42,7 +44,7 @@ start)
 stop)
     if [[ -n "${RECON_CI_PG_DIR:-}" && -d "$RECON_CI_PG_DIR" ]]; then
         # shellcheck disable=SC2086
-        $RECON_CI_PG_AS "$RECON_CI_PG_BIN/pg_ctl" -D "$RECON_CI_PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+        (cd / && $RECON_CI_PG_AS "$RECON_CI_PG_BIN/pg_ctl" -D "$RECON_CI_PG_DIR/data" -m fast -w stop >/dev/null 2>&1) || true
         rm -rf "$RECON_CI_PG_DIR"
         echo "postgres: stopped"
     fi

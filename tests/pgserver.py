@@ -53,7 +53,7 @@ def started(bin_dir: Path) -> Iterator[str]:
         shutil.chown(folder, "postgres")
     data = folder / "data"
     user = "postgres" if prefix else pwd.getpwuid(os.getuid()).pw_name
-    run = {"check": True, "capture_output": True, "text": True}
+    run = {"check": True, "capture_output": True, "text": True, "cwd": "/"}  # the postgres account may not enter ours
     subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", user, "-E", "UTF8"],
                    **run)  # type: ignore[call-overload]  # fmt: skip
     options = f"-k {folder} -c listen_addresses='' -c fsync=off -c max_connections=200"
@@ -63,7 +63,7 @@ def started(bin_dir: Path) -> Iterator[str]:
         yield f"postgresql://{user}@/postgres?host={folder}"
     finally:
         subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
+                       capture_output=True, cwd="/")  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)
 
 
