@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recon.remit.generate import CODES, generate_835  # noqa: E402
+from bench_835_post import build_practice, load  # noqa: E402
+
+from recon.remit.generate import generate_835  # noqa: E402
 from recon.services import Recon  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "memory"
@@ -43,31 +45,6 @@ CLAIMS = {10: 31_000, 100: 340_000, 300: 1_020_000}
 FLOOR = (
     "import sys\nt = open(sys.argv[1], encoding='utf-8').read()\nn = len([s.split('*') for s in t.split('~') if s])\n"
 )
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
-def build_practice(path: Path, invoices: int) -> None:
-    """Users, one payer, a client per 4 invoices, ``invoices`` invoices, all in SQL."""
-    path.unlink(missing_ok=True)
-    codes = "[" + ", ".join(f"'{c}'" for c in CODES) + "]"
-    with Recon.open(path) as recon:
-        recon.execute("INSERT INTO users VALUES ('ana', 'Ana Analyst', 'billing')")
-        recon.execute(f"INSERT INTO insurance_providers VALUES ('UHC', 'UnitedHealthcare', '{PAYER}')")
-        recon.execute(f"""INSERT INTO clients SELECT 'C' || i, 'First', 'Last' || i, DATE '1980-01-01', 20
-                          FROM range({invoices // 4 + 1}) t(i)""")
-        recon.execute(f"""INSERT INTO client_insurance SELECT 'C' || i, 'UHC', 'M' || i, 'primary', NULL
-                          FROM range({invoices // 4 + 1}) t(i)""")
-        recon.execute(f"""
-            INSERT INTO invoices
-            SELECT 'INV' || lpad(CAST(i AS VARCHAR), 8, '0'), 'C' || (i // 4),
-                   DATE '2023-01-02' + CAST(i % 600 AS INTEGER),
-                   {codes}[1 + i % {len(CODES)}], 1, CAST(80 + i % 180 AS DECIMAL(18,2)), 'UHC', 20,
-                   CAST(60 + i % 180 AS DECIMAL(18,2)), 'INV' || lpad(CAST(i AS VARCHAR), 8, '0')
-            FROM range({invoices}) t(i)""")
 
 
 def files(sizes: list[int]) -> tuple[Path, dict[int, Path]]:

@@ -166,7 +166,8 @@ def post_once(practice: Path, era: Path, ledger: Path) -> tuple[float, float, ob
     return posted, checkpoint, out
 
 
-def ten_mb(rounds: int) -> None:
+def ten_mb_inputs() -> tuple[Path, Path]:
+    """The 31,000-invoice practice and its 10 MB 835 (made once, cached under bench/out/post/)."""
     OUT.mkdir(parents=True, exist_ok=True)
     practice = OUT / "practice_31k.duckdb"
     era = OUT / f"era_{TEN_MB_CLAIMS}.835"
@@ -180,6 +181,11 @@ def ten_mb(rounds: int) -> None:
             payment_date=date(2024, 3, 15),
             invoices=invoice_specs(practice, 0, TEN_MB_CLAIMS),
         )
+    return practice, era
+
+
+def ten_mb(rounds: int) -> None:
+    practice, era = ten_mb_inputs()
     ledger = OUT / "bench_ledger.duckdb"
     size = era.stat().st_size / 1e6
     segments = floor(era)

@@ -29,15 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_835_post import OUT, TEN_MB_CLAIMS, build_practice, invoice_specs, load  # noqa: E402
+from bench_835_post import OUT, load, ten_mb_inputs  # noqa: E402
 
-from recon.remit.generate import generate_835  # noqa: E402
 from recon.remit.post import post_remittances  # noqa: E402
 from recon.services import Recon  # noqa: E402
 from recon.store.transfer import migrate  # noqa: E402
 from tests import pgserver  # noqa: E402
-
-PAYER = "87726"
 
 ANALYST = """
 import sys, time
@@ -72,18 +69,6 @@ def server() -> Iterator[str]:
         yield uri
 
 
-def practice_and_file() -> tuple[Path, Path]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    practice = OUT / "practice_31k.duckdb"
-    era = OUT / f"era_{TEN_MB_CLAIMS}.835"
-    if not era.exists() or not practice.exists():
-        build_practice(practice, TEN_MB_CLAIMS)
-        generate_835(
-            era, n_claims=TEN_MB_CLAIMS, seed=7, payer_id=PAYER, invoices=invoice_specs(practice, 0, TEN_MB_CLAIMS)
-        )
-    return practice, era
-
-
 def post_seconds(target: Path | str, era: Path) -> float:
     with Recon.open(target) as recon:
         recon.one("SELECT 1")
@@ -95,7 +80,7 @@ def post_seconds(target: Path | str, era: Path) -> float:
 
 
 def ten_mb(admin: str, rounds: int) -> None:
-    practice, era = practice_and_file()
+    practice, era = ten_mb_inputs()
     print(f"10 MB file: {era.stat().st_size / 1e6:.1f} MB; {load()}")
     best = {"duckdb": float("inf"), "postgresql": float("inf")}
     for _ in range(rounds):
@@ -115,7 +100,7 @@ def ten_mb(admin: str, rounds: int) -> None:
 
 
 def payments(admin: str, per_analyst: int) -> None:
-    practice, _ = practice_and_file()
+    practice, _ = ten_mb_inputs()
     with pgserver.fresh_database(admin) as uri:
         migrate(practice, uri, "ana")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
