@@ -9,7 +9,6 @@ here by path (nothing can be downloaded at run time).
 from __future__ import annotations
 
 import contextlib
-import glob
 import math
 import os
 import random
@@ -25,6 +24,7 @@ import duckdb
 from recon.errors import LedgerError
 from recon.procs import running
 from recon.store import migrations
+from recon.store.extensions import from_wheel
 from recon.store.pg import SESSION_CONFIG as PG_SESSION_CONFIG
 from recon.store.pg import PgLedger, is_postgres, masked
 from recon.store.sql import literal
@@ -92,18 +92,7 @@ def engine(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _httpfs_extension() -> str:
-    try:
-        import duckdb_extension_httpfs
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise LedgerError("An encrypted ledger needs the duckdb-extension-httpfs package; reinstall recon") from exc
-    base = os.path.dirname(duckdb_extension_httpfs.__file__)
-    found = glob.glob(os.path.join(base, "extensions", f"v{duckdb.__version__}", "*.duckdb_extension"))
-    if not found:
-        raise LedgerError(
-            f"No httpfs extension for DuckDB {duckdb.__version__} in {base}; "
-            "install the duckdb-extension-httpfs version matching duckdb"
-        )
-    return found[0]
+    return from_wheel("duckdb-extension-httpfs", "An encrypted ledger")
 
 
 def wait_seconds(wait: float | None = None) -> float:

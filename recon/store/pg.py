@@ -27,17 +27,18 @@ bounded by what was reserved, so no number is ever drawn twice.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import sys
 import tempfile
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import duckdb
 
 from recon.errors import LedgerError
 from recon.store import migrations
+from recon.store.extensions import from_wheel
+from recon.store.sql import literal
 
 SCHEMES = ("postgresql://", "postgres://")
 SEQUENCES = ("remittance_seq", "payment_seq", "entry_seq", "exception_seq")
@@ -78,10 +79,7 @@ def _secrets(uri: str) -> list[str]:
     with contextlib.suppress(ValueError):
         parts = urlsplit(uri)
         if parts.password:
-            found.append(parts.password)
-            from urllib.parse import unquote
-
-            found.append(unquote(parts.password))
+            found += [parts.password, unquote(parts.password)]
         found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
     if os.environ.get("PGPASSWORD"):
         found.append(os.environ["PGPASSWORD"])
@@ -103,21 +101,11 @@ def _extension() -> str:
     from the file name, so a link to the installed file is made once in a folder of
     this user's own (mode 0700; a folder anyone else could write is not used). Nothing
     is downloaded at run time. DuckDB's signature check of the 40 MB file costs half a
-    second per session; the session loads it unchecked (:func:`session_config`) because
+    second per session; the session loads it unchecked (:data:`SESSION_CONFIG`) because
     the link can only lead to the installed package, which is trusted like any import.
     """
-    try:
-        import duckdb_extension_postgres
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise LedgerError("A PostgreSQL ledger needs the duckdb-extension-postgres package; reinstall recon") from exc
-    base = os.path.dirname(duckdb_extension_postgres.__file__)
-    found = glob.glob(os.path.join(base, "extensions", f"v{duckdb.__version__}", "*.duckdb_extension"))
-    if not found:
-        raise LedgerError(
-            f"No postgres extension for DuckDB {duckdb.__version__} in {base}; "
-            "install the duckdb-extension-postgres version matching duckdb"
-        )
-    installed = os.path.realpath(found[0])
+    found = from_wheel("duckdb-extension-postgres", "A PostgreSQL ledger")
+    installed = os.path.realpath(found)
     folder = os.path.join(tempfile.gettempdir(), f"recon-duckdb-{duckdb.__version__}-{os.getuid()}")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     info = os.lstat(folder)
@@ -173,7 +161,7 @@ class PgLedger:
         upgraded = self.migrate()
         try:
             con.execute(f"LOAD '{_extension()}'")
-            con.execute(f"ATTACH {_quote(self.uri)} AS {alias} (TYPE postgres)")
+            con.execute(f"ATTACH {literal(self.uri)} AS {alias} (TYPE postgres)")
         except duckdb.Error as exc:
             raise self._error("could not be attached", exc) from None
         con.execute(f"USE {alias}")
@@ -337,11 +325,7 @@ def attach_read_only(con: duckdb.DuckDBPyConnection, uri: str, alias: str) -> No
     """Attach a server ledger read-only beside the session's own (``recon migrate``'s source)."""
     try:
         con.execute(f"LOAD '{_extension()}'")
-        con.execute(f"ATTACH {_quote(uri)} AS {alias} (TYPE postgres, READ_ONLY)")
+        con.execute(f"ATTACH {literal(uri)} AS {alias} (TYPE postgres, READ_ONLY)")
     except duckdb.Error as exc:
         first = (str(exc).strip().splitlines() or ["?"])[0]
         raise LedgerError(scrub(f"The ledger {masked(uri)} could not be attached: {first}", uri)) from None
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

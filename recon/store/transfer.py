@@ -21,6 +21,7 @@ import duckdb
 from recon.errors import LedgerError
 from recon.store import db, migrations, queries
 from recon.store.pg import SEQUENCES, is_postgres
+from recon.store.sql import literal
 
 SOURCE = "source"
 NOT_COPIED = frozenset({"meta", "schema_migrations", "id_blocks"})  # each ledger keeps its own schema and counters
@@ -115,8 +116,8 @@ def _attach_source(con: duckdb.DuckDBPyConnection, source: db.Target) -> None:
         attach_read_only(con, source, SOURCE)
     else:
         key = os.environ.get("RECON_DB_KEY")
-        option = f", ENCRYPTION_KEY {db._quote(key)}" if key else ""
-        con.execute(f"ATTACH {db._quote(str(source))} AS {SOURCE} (READ_ONLY{option})")
+        option = f", ENCRYPTION_KEY {literal(key)}" if key else ""
+        con.execute(f"ATTACH {literal(str(source))} AS {SOURCE} (READ_ONLY{option})")
 
 
 def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> list[str]:
