@@ -258,28 +258,32 @@ class PgLedger:
         if not shared:
             rows = dict(conn.execute("SELECT name, next_value FROM id_blocks").fetchall())
             return {name: (int(rows[name]), None) for name in SEQUENCES}
-        drawn = {}
-        for name in SEQUENCES:
-            size = BLOCK[name]
-            (start,) = conn.execute(
-                "UPDATE id_blocks SET next_value = next_value + %s WHERE name = %s RETURNING next_value - %s",
-                (size, name, size),
-            ).fetchone()
-            drawn[name] = (int(start), int(start) + size)
-        return drawn
+        rows = conn.execute(
+            "UPDATE id_blocks b SET next_value = b.next_value + s.size "
+            f"FROM (VALUES {', '.join(['(%s, %s::bigint)'] * len(SEQUENCES))}) AS s(name, size) "
+            "WHERE b.name = s.name RETURNING b.name, b.next_value - s.size",
+            [x for name in SEQUENCES for x in (name, BLOCK[name])],
+        ).fetchall()
+        return {name: (int(start), int(start) + BLOCK[name]) for name, start in rows}
 
     def _give_back(self, used: dict[str, int]) -> None:
-        """Return the unused end of each block (when nobody drew after it); advance an open-ended counter."""
-        conn = self.side
+        """Return the unused end of each block (when nobody drew after it); advance an open-ended counter.
+
+        One UPDATE: a block's end goes back only where the counter still stands at it.
+        """
+        settle = []
         for name, (start, end) in self._blocks.items():
             after = used.get(name, start - 1) + 1
-            if end is None:
-                if after > start:
-                    conn.execute("UPDATE id_blocks SET next_value = %s WHERE name = %s", (after, name))
-            else:
-                conn.execute(
-                    "UPDATE id_blocks SET next_value = %s WHERE name = %s AND next_value = %s", (after, name, end)
-                )
+            if end is not None or after > start:
+                settle.append((name, after, end))
+        if settle:
+            values = ", ".join(["(%s, %s::bigint, %s::bigint)"] * len(settle))
+            self.side.execute(
+                "UPDATE id_blocks b SET next_value = s.after "
+                f"FROM (VALUES {values}) AS s(name, after, expected) "
+                "WHERE b.name = s.name AND (s.expected IS NULL OR b.next_value = s.expected)",
+                [x for row in settle for x in row],
+            )
         self._blocks = {}
 
     def commit(self, con: duckdb.DuckDBPyConnection) -> None:

@@ -10,7 +10,6 @@ Ledger shows them). Any difference rolls the copy back: nothing half-copied stay
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ class TableCheck:
 class Fingerprint:
     tables: dict[str, TableCheck] = field(default_factory=dict)
     invoices: int = 0
-    balances: str = ""  # sha256 of every invoice's ledger amounts, in invoice order
+    balances: str = ""  # the sum of every invoice's Ledger row hash (DuckDB hash, the same in one session)
     total_balance: str = "0.00"
 
 
@@ -182,14 +181,12 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, catalog: str, tables: list[str]
         sums = ", ".join(f'CAST(coalesce(sum("{c}"), 0) AS VARCHAR)' for c in money)
         row = con.execute(f"SELECT count(*){', ' + sums if sums else ''} FROM {table}").fetchone()
         found.tables[table] = TableCheck(table, int(row[0]), tuple(zip(money, row[1:], strict=True)))
-    digest = hashlib.sha256()
-    total = 0
-    invoices = 0
-    for row in con.execute(f"SELECT * FROM ({queries.ledger_sql()}) ORDER BY invoice_id").fetchall():
-        digest.update(repr(row).encode())
-        total += row[9]
-        invoices += 1
-    found.invoices, found.balances, found.total_balance = invoices, digest.hexdigest(), f"{total:.2f}"
+    # every invoice's Ledger row (amounts, balance, client, payer) hashed whole and summed: order-free, in SQL
+    invoices, total, balances = con.execute(
+        "SELECT count(*), CAST(CAST(coalesce(sum(balance), 0) AS DECIMAL(38,2)) AS VARCHAR), "
+        f"CAST(coalesce(sum(hash(l)), 0) AS VARCHAR) FROM ({queries.ledger_sql()}) l"
+    ).fetchone()
+    found.invoices, found.balances, found.total_balance = int(invoices), balances, total
     return found
 
 
