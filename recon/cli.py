@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the analyst, the details in a log
         if os.environ.get("RECON_DEBUG"):
             raise
-        log = _write_crash_log(getattr(args, "db", None))
+        log = _write_crash_log(args)
         # With the ledger encrypted, an exception's text may quote patient data: name its type only.
         said = "" if os.environ.get("RECON_DB_KEY") else _scrub((str(exc).splitlines() or [""])[0], args)
         print(
@@ -436,22 +436,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-def _server_uris(db: object) -> list[str]:
-    from recon.store.pg import is_postgres
-
-    return [u for u in (db, os.environ.get("RECON_DB")) if is_postgres(u)]
-
-
-def _scrub(text: str, args: argparse.Namespace) -> str:
+def _scrub(text: str, args: argparse.Namespace | None) -> str:
     """No server password in anything recon prints or logs (the URI masked, any password replaced)."""
-    from recon.store.pg import scrub
+    from recon.store.pg import is_postgres, scrub
 
-    for uri in _server_uris(getattr(args, "db", None)) + _server_uris(getattr(args, "to", None)):  # --to: migrate
-        text = scrub(text, uri)
+    for uri in (getattr(args, "db", None), getattr(args, "to", None), os.environ.get("RECON_DB")):  # --to: migrate
+        if is_postgres(uri):
+            text = scrub(text, uri)
     return text
 
 
-def _write_crash_log(db: object = None) -> Path:
+def _write_crash_log(args: argparse.Namespace | None = None) -> Path:
     """The last internal error's traceback, in the temp folder (for whoever fixes the bug).
 
     With an encrypted ledger (``RECON_DB_KEY``) a message or a value in it may be PHI,
@@ -465,12 +460,7 @@ def _write_crash_log(db: object = None) -> Path:
     if os.environ.get("RECON_DB_KEY"):
         path.write_text(_bare_traceback(sys.exc_info()[1]))
     else:
-        text = traceback.format_exc()
-        for uri in _server_uris(db):
-            from recon.store.pg import scrub
-
-            text = scrub(text, uri)
-        path.write_text(text)
+        path.write_text(_scrub(traceback.format_exc(), args))
     return path
 
 
