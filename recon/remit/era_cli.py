@@ -29,13 +29,8 @@ REMITTANCE_COLUMNS = (
     "file_name",
 )
 ERA_MEMORY_LIMIT = "150MB"
-"""DuckDB's share of a ``recon era`` of one file (every other session gets recon.store's limit).
-
-The reader streams and the staging loads a chunk at a time (:mod:`recon.remit.stage`),
-so DuckDB's working tables are what grows with a file; past this limit it spills them to
-the ledger's temp folder. With the session's 300 MB a 100 MB file peaked at 540 MB of
-RSS; with 150 MB the whole process stays near 300 MB at 100 and 300 MB (docs/benchmarks.md,
-"835 memory at 10, 100 and 300 MB")."""
+"""DuckDB's share while ``recon era`` posts a file, one file at a time (recon.remit.post.POST_MEMORY_LIMIT:
+not imported here, so that ``recon validate`` does not load DuckDB)."""
 EXCEPTION_COLUMNS = ("exception_id", "kind", "status", "trace_number", "payer_id", "claim_id", "amount", "reason")
 
 
@@ -84,17 +79,14 @@ def cmd_era(args: argparse.Namespace) -> int:
 
     with Recon.open(args.db) as recon:
         with line:
-            report = _post_within_memory(
+            report = post_remittances(
                 recon,
-                lambda: post_remittances(
-                    recon,
-                    args.files,
-                    args.user,
-                    dry_run=args.dry_run,
-                    progress=progress,
-                    auto_write_off=args.auto_write_off,
-                ),
-                single=len(args.files) == 1,
+                args.files,
+                args.user,
+                dry_run=args.dry_run,
+                progress=progress,
+                auto_write_off=args.auto_write_off,
+                memory_limit=ERA_MEMORY_LIMIT,
             )
         for outcome in report.files:
             print(outcome.summary())
@@ -113,35 +105,6 @@ def cmd_era(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     return 0 if report.ok else 1
-
-
-def _post_within_memory(recon: Any, post: Callable[[], Any], *, single: bool) -> Any:
-    """``post()`` with DuckDB held to :data:`ERA_MEMORY_LIMIT` when one file is posted.
-
-    A file is posted in one transaction, rolled back whenever it fails, so a posting that
-    runs out of that memory (a file with hundreds of thousands of worklist items, whose
-    indexes DuckDB cannot spill) is simply posted again with the session's own limit. A
-    batch keeps the session's limit: files before the one that failed would be committed.
-    """
-    if not single:
-        return post()
-    import duckdb
-
-    row = recon.one("SELECT current_setting('memory_limit')")
-    try:
-        recon.execute(f"SET memory_limit = '{ERA_MEMORY_LIMIT}'")
-    except duckdb.OutOfMemoryException:  # DuckDB already holds more than that: post with the session's limit
-        return post()
-    try:
-        return post()
-    except duckdb.OutOfMemoryException:
-        if not row:
-            raise
-        recon.execute(f"SET memory_limit = '{row[0]}'")
-        return post()
-    finally:
-        if row:
-            recon.execute(f"SET memory_limit = '{row[0]}'")
 
 
 def _deposits(recon: Any, args: argparse.Namespace) -> None:

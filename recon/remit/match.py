@@ -88,26 +88,30 @@ def _apportion(source: str, extra: tuple[str, ...] = (), *, targets: str = "u_tg
         FROM {source} x JOIN {targets} t USING (ci))"""
 
 
-def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'") -> str:
-    """Amount-due changes that bring each invoice of ``t_due`` to what its standing adjudications say.
+def derive_dues_sql(*, user: str, stamp: str, reason: str = "'adjudication'", due: str = "t_due") -> str:
+    """Amount-due changes that bring each invoice of ``due`` to what its standing adjudications say.
 
-    ``t_due (invoice_id, remittance_id)`` names the invoices (and the remittance the
-    change is booked with). For each: the *last* standing adjudication is the one at
-    the highest priority (then the latest). Its PR is Client Amt Due, unless a later
-    policy of the client has not adjudicated yet (or the payer forwarded the claim,
-    CLP02 19/20/21) and no analyst billed the client: then it is due from that next
-    payer, so Client Amt Due is 0. Ins Amt Due is the fee less Client Amt Due. An
-    invoice no adjudication stands for goes back to its amounts as billed (with any
-    change not made by a remittance, a billing decision or a manual adjudication). The
-    result depends on the standing set only. A paper EOB posted by hand is a standing
-    adjudication too (``remittance_id`` NULL; its changes have reason :data:`MANUAL_REASON`),
+    ``due`` (a table or subquery, ``t_due`` by default: ``invoice_id, remittance_id``) names
+    the invoices (and the remittance the change is booked with). Each invoice's change
+    depends on that invoice's rows only, and they come out ordered by invoice id, so
+    the invoices may be taken in pieces of ascending ids with the same result.
+
+    For each: the *last* standing adjudication is the one at the highest priority (then
+    the latest). Its PR is Client Amt Due, unless a later policy of the client has not
+    adjudicated yet (or the payer forwarded the claim, CLP02 19/20/21) and no analyst
+    billed the client: then it is due from that next payer, so Client Amt Due is 0. Ins
+    Amt Due is the fee less Client Amt Due. An invoice no adjudication stands for goes
+    back to its amounts as billed (with any change not made by a remittance, a billing
+    decision or a manual adjudication). The result depends on the standing set only. A
+    paper EOB posted by hand is a standing adjudication too (``remittance_id`` NULL; its
+    changes have reason :data:`MANUAL_REASON`),
     and :func:`recon.rules.eob.client_due` is this rule for one invoice, for the preview.
     """
     return f"""
     SELECT nextval('entry_seq'), invoice_id, client_id, dc, di, remittance_id, NULL, {user}, {stamp}, {reason}
     FROM (
     WITH inv AS (SELECT i.invoice_id, i.client_id, i.fee, i.client_amt_due, i.ins_amt_due, t.remittance_id
-                 FROM invoices i JOIN (SELECT invoice_id, min(remittance_id) AS remittance_id FROM t_due GROUP BY 1) t
+                 FROM invoices i JOIN (SELECT invoice_id, min(remittance_id) AS remittance_id FROM {due} GROUP BY 1) t
                  USING (invoice_id)),
          per AS (SELECT a.invoice_id, a.claim_posting_id, any_value(a.payer_id) AS payer_id,
                         any_value(a.priority) AS priority, any_value(a.status) AS status,
@@ -202,9 +206,14 @@ class Poster:
         "m_late",
     )
     base = 0
+    DUES_PIECE = 100_000
+    """Invoices whose amounts due one statement derives (:meth:`_dues`); a 10 MB file has ~31,000."""
 
-    def __init__(self, con: Any, *, user_id: str, stamp: datetime, write_off: Iterable[str]) -> None:
+    def __init__(
+        self, con: Any, *, user_id: str, stamp: datetime, write_off: Iterable[str], dues_piece: int | None = None
+    ) -> None:
         self.con = con
+        self.dues_piece = dues_piece or self.DUES_PIECE
         self.user = literal(user_id)
         self.stamp = literal(stamp)
         codes = sorted(set(write_off)) or ["__none__"]
@@ -817,8 +826,29 @@ class Poster:
 
         A credit balance this leaves (paid + adjusted + client due above the fee) is the
         worklist's ``overpayment``, derived from the ledger (:func:`recon.reports.overpayment_worklist_sql`).
+
+        At most :attr:`dues_piece` invoices a statement, in ascending invoice ids (each
+        invoice's change is its own, and ids are drawn in invoice order either way): over
+        a million invoices in one statement DuckDB ran out of a 150 MB limit, which its
+        windows and hash tables there cannot spill below.
         """
-        self.run(f"INSERT INTO due_changes {derive_dues_sql(user=self.user, stamp=self.stamp)}")
+        row = self.run("SELECT count(DISTINCT invoice_id) FROM t_due").fetchone()
+        total = int(row[0]) if row else 0
+        if total <= self.dues_piece:
+            self.run(f"INSERT INTO due_changes {derive_dues_sql(user=self.user, stamp=self.stamp)}")
+            return
+        low: str | None = None
+        while True:
+            after = "TRUE" if low is None else f"invoice_id > {literal(low)}"
+            row = self.run(f"""SELECT max(invoice_id) FROM (
+                                   SELECT DISTINCT invoice_id FROM t_due WHERE {after}
+                                   ORDER BY invoice_id LIMIT {int(self.dues_piece)})""").fetchone()
+            high = row[0] if row else None
+            if high is None:
+                return
+            piece = f"(SELECT * FROM t_due WHERE {after} AND invoice_id <= {literal(high)})"
+            self.run(f"INSERT INTO due_changes {derive_dues_sql(user=self.user, stamp=self.stamp, due=piece)}")
+            low = high
 
     def check_invariant(self) -> None:
         """Each remittance: its payments + held − matched − PLB = BPR02, or nothing is committed.

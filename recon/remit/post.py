@@ -49,6 +49,15 @@ from recon.store.sql import bind
 
 DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
 PREVIEW_LIMIT = 2000
+POST_MEMORY_LIMIT = "150MB"
+"""DuckDB's memory limit while a file is posted (the session's, recon.store's 300 MB, otherwise).
+
+Staging and the posting's finish spill their working tables past it, so what a file
+needs stays near it whatever the file's size; the process's RSS is about twice DuckDB's
+share (its allocator keeps freed pages a while). A file that runs out of it is rolled
+back and posted again with the session's limit (:func:`_within_memory`): one file at a
+time, so in a batch the files before it stay posted and the next ones get it again.
+With the session's 300 MB the million-claim batch peaked at ~505 MB of RSS."""
 Progress = Callable[[int, int, str], None]
 
 
@@ -132,12 +141,14 @@ def write_off_codes(codes: Iterable[str] | str | None = None) -> frozenset[str]:
 
 def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_id: str, *, dry_run: bool = False,
                      progress: Progress | None = None,
-                     auto_write_off: Iterable[str] | str | None = None) -> BatchReport:
+                     auto_write_off: Iterable[str] | str | None = None,
+                     memory_limit: str | None = POST_MEMORY_LIMIT) -> BatchReport:
     """Post each file independently; a refused file does not stop the others.
 
     Posting needs the Billing permission; a dry run does everything in a transaction
     that is rolled back, so it writes nothing and needs no permission, but it too is
-    by a user of the ledger (an unknown user is refused).
+    by a user of the ledger (an unknown user is refused). Each file is posted with
+    DuckDB held to ``memory_limit`` (None: the session's), see :data:`POST_MEMORY_LIMIT`.
     """
     user = recon.user(user_id)
     if not dry_run:
@@ -146,17 +157,52 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
     report = BatchReport()
     paths = list(paths)
     if len(paths) > 1:
-        _post_pipelined(recon, paths, user_id, dry_run, codes, report, progress)
+        _post_pipelined(recon, paths, user_id, dry_run, codes, report, progress, memory_limit)
         return report
     for done, path in enumerate(paths, start=1):
-        report.files.append(post_file(recon, path, user_id, dry_run=dry_run, write_off=codes))
+        report.files.append(_within_memory(recon, memory_limit, lambda prepared, p=path: post_file(
+            recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=prepared)))
         if progress is not None:
             progress(done, len(paths), str(path))
     return report
 
 
+def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None], FileOutcome],
+                   prepared: Prepared | None = None) -> FileOutcome:
+    """``post(prepared)`` with DuckDB held to ``limit``; out of it, ``post(None)`` with the session's limit.
+
+    A file is posted in one transaction, rolled back whenever it fails, so a posting
+    that runs out of memory (e.g. indexes DuckDB cannot spill) has written nothing and
+    is simply posted again, read in process (a prepared file's chunk files are used up
+    by the first attempt). The session's limit is set back afterwards, whatever happens.
+    """
+    if not limit:
+        return post(prepared)
+    import duckdb
+
+    con = recon.con
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    session = str(row[0]) if row else None
+    try:
+        con.execute(f"SET memory_limit = '{limit}'")
+    except duckdb.OutOfMemoryException:  # DuckDB already holds more than that: post with the session's limit
+        return post(prepared)
+    try:
+        try:
+            return post(prepared)
+        except duckdb.OutOfMemoryException:
+            if session is None:
+                raise
+            con.execute(f"SET memory_limit = '{session}'")
+            return post(None)
+    finally:
+        if session is not None:
+            con.execute(f"SET memory_limit = '{session}'")
+
+
 def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: str, dry_run: bool,
-                    codes: frozenset[str], report: BatchReport, progress: Progress | None) -> None:
+                    codes: frozenset[str], report: BatchReport, progress: Progress | None,
+                    memory_limit: str | None = None) -> None:
     """Post ``paths`` in order while a reader process prepares the next files (:mod:`recon.remit.prepare`).
 
     Reading (pure Python) and posting (DuckDB, which re-takes the GIL) do not overlap
@@ -206,8 +252,8 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
                     prepared = None
             submit(i + 2)
             try:
-                report.files.append(post_file(recon, path, user_id, dry_run=dry_run, write_off=codes,
-                                              prepared=prepared))
+                report.files.append(_within_memory(recon, memory_limit, lambda ready, p=path: post_file(
+                    recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=ready), prepared))
             finally:
                 if i in folders:
                     shutil.rmtree(folders.pop(i), ignore_errors=True)
@@ -224,13 +270,16 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
 
 def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
               write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None,
-              stream: bool = True) -> FileOutcome:
+              stream: bool = True, chunk_rows: int | None = None, dues_piece: int | None = None) -> FileOutcome:
     """One file, one transaction (see the module docstring for the steps).
 
     ``prepared``: the file as a reader process read and formatted it (a batch); when
     it says the file must be read here, or when only some of its transactions are new
     (its chunks were cut for all of them), the file is read in process instead.
     ``stream=False``: read a whole transaction at a time (the fallback of a streamed read).
+    ``chunk_rows``, ``dues_piece``: claims a staged chunk holds and invoices one amounts-due
+    statement takes (defaults :data:`recon.remit.stage.CHUNK_ROWS`, ``Poster.DUES_PIECE``);
+    tests make them small, the outcome does not depend on them.
     """
     if prepared is not None and prepared.in_process:
         prepared = None
@@ -244,9 +293,9 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
         db.begin(con)
         stager: Stager | None = None
         try:
-            poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off)
+            poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off, dues_piece=dues_piece)
             poster.prepare()
-            stager = Stager(con, after=poster.chunk)
+            stager = Stager(con, after=poster.chunk, chunk_rows=chunk_rows)
             if prepared is None:
                 new = _read_and_stage(recon, Path(path), name, stager, outcome, stream)
             else:
@@ -274,7 +323,8 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
             if stager is not None:
                 stager.close()
         if reread:
-            return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False)
+            return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False,
+                             chunk_rows=chunk_rows, dues_piece=dues_piece)
         if dry_run or outcome.status != "posted":
             db.rollback(con)
         else:

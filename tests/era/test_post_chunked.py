@@ -1,0 +1,245 @@
+"""A file posted in many small pieces has exactly the outcome of the same file posted whole (issue 11, memory).
+
+The posting stages a file in chunks of claims (``chunk_rows``) and derives the amounts
+due in pieces of invoices (``dues_piece``) so that its memory stays bounded. Neither may
+change anything: the same files are posted into two copies of one practice, once with
+the default sizes (each file one chunk, one piece) and once with chunks of one or two
+claims and pieces of one invoice, and every row of every posting table is compared
+(ids included; only the posting's clock differs). The files put related claims in
+different chunks: a reversal and its correction, a reversal before its original in the
+same file, a PLB naming a claim of another chunk, a multi-line claim, a denial, an
+unmatched claim and a claim from a payer that is not the client's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recon.cli import main
+from recon.remit.post import FileOutcome, post_file
+from recon.services import Recon
+from tests.conftest import PRACTICE, write_practice
+from tests.era.conftest import assert_invariant
+from tests.era.edi import claim, st, write_835
+
+INVOICES = [
+    (f"J{n}", f"P{1 + n % 3}", f"2026-01-{n:02d}", "90837", "1", "150.00", "", "", "", "") for n in range(1, 13)
+]
+CHUNKED = {
+    **PRACTICE,
+    "clients.csv": [
+        ("client_id", "first_name", "last_name", "date_of_birth", "copay"),
+        ("P1", "Pat", "One", "1980-01-01", "0"),
+        ("P2", "Sam", "Two", "1981-01-01", "0"),
+        ("P3", "Lee", "Three", "1982-01-01", "0"),
+    ],
+    "client_insurance.csv": [
+        ("client_id", "payer_id", "member_id", "priority", "copay"),
+        ("P1", "AET", "A1", "primary", ""),
+        ("P2", "AET", "A2", "primary", ""),
+        ("P2", "BCBS", "B2", "secondary", ""),
+        ("P3", "AET", "A3", "primary", ""),
+    ],
+    "invoices.csv": [
+        PRACTICE["invoices.csv"][0],
+        *INVOICES,
+        ("J20", "P1", "2026-02-03", "90834", "1", "100.00", "", "", "", "CLM-20"),
+        ("J21", "P1", "2026-02-10", "90837", "1", "150.00", "", "", "", "CLM-20"),
+    ],
+}
+TABLES = (
+    "remittances",
+    "remit_claims",
+    "remit_lines",
+    "remit_cas",
+    "remit_plb",
+    "remit_entries",
+    "payments",
+    "allocations",
+    "adjustments",
+    "adjudications",
+    "adjudication_reversals",
+    "due_changes",
+    "exceptions",
+    "exception_actions",
+    "exception_invoices",
+    "exception_cas",
+)
+
+
+def paid(clp01: str, when: str, charge: str = "150", pay: str = "100", pr: str = "20", **kw: Any) -> list[list[str]]:
+    """A claim paid on one line: CO-45 for the rest but the patient's share."""
+    co = Decimal(charge) - Decimal(pay) - Decimal(pr)
+    cas = [["CO", "45", str(co)]] + ([["PR", "2", pr]] if Decimal(pr) else [])
+    return claim(clp01, kw.pop("status", "1"), charge, pay, pr, lines=[("HC:90837", charge, pay, when, cas)], **kw)
+
+
+def files(tmp: Path) -> list[Path]:
+    first = write_835(
+        tmp / "first.835",
+        [
+            st(
+                "0001",
+                amount="840",
+                trace="C1",
+                claims=[
+                    paid("J1", "20260101"),
+                    paid("J2", "20260102", pcn="PAYER-J2"),
+                    claim("J4", "4", "150", "0", cas=[["CO", "50", "150"]]),  # a denial
+                    paid("J5", "20260105"),
+                    paid("NOPE-1", "20260105", pay="40", pr="0"),  # matches no invoice: held
+                    paid("J6", "20260106", pay="100"),
+                    # two lines of one claim, the second chunk of a two-claim chunking
+                    claim(
+                        "CLM-20",
+                        "1",
+                        "250",
+                        "200",
+                        "",
+                        lines=[
+                            ("HC:90834", "100", "80", "20260203", [["CO", "45", "20"]]),
+                            ("HC:90837", "150", "120", "20260210", [["CO", "45", "30"]]),
+                        ],
+                    ),
+                    paid("J7", "20260107", pay="100", pr="30"),
+                ],
+            )
+        ],
+    )
+    second = write_835(
+        tmp / "second.835",
+        [
+            st(
+                "0002",
+                amount="170",
+                trace="C2",
+                claims=[
+                    # J3's reversal comes before its original, three chunks earlier
+                    claim(
+                        "J3",
+                        "22",
+                        "-150",
+                        "-90",
+                        "",
+                        lines=[("HC:90837", "-150", "-90", "20260103", [["CO", "45", "-60"]])],
+                    ),
+                    # J1 (first file) reversed and corrected, the correction in another chunk
+                    claim(
+                        "J1",
+                        "22",
+                        "-150",
+                        "-100",
+                        "-20",
+                        lines=[("HC:90837", "-150", "-100", "20260101", [["CO", "45", "-30"], ["PR", "2", "-20"]])],
+                    ),
+                    paid("J8", "20260108"),
+                    paid("J9", "20260109", status="2"),  # secondary for a client whose only payer is AET
+                    claim(
+                        "J3", "1", "150", "90", "", lines=[("HC:90837", "150", "90", "20260103", [["CO", "45", "60"]])]
+                    ),
+                    paid("J10", "20260110"),
+                    paid("J1", "20260101", pay="90", pr="30"),
+                    paid("J11", "20260111"),
+                    paid("J12", "20260112"),
+                ],
+                plb=[["PLB", "1922164458", "20261231", "WO:PAYER-J2", "-30"]],
+            )
+        ],
+    )
+    bcbs = write_835(
+        tmp / "bcbs.835",
+        [
+            st(
+                "0003",
+                amount="100",
+                trace="C3",
+                payer=("Blue Cross", "00570"),
+                claims=[
+                    paid("J5", "20260105"),  # P3 has no BCBS policy: held
+                    paid("J8", "20260108", status="2"),
+                ],
+            )
+        ],
+    )
+    return [first, second, bcbs]
+
+
+def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the posting's tables, without the posting's clock (timestamps)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with Recon.open(db) as recon:
+        for table in TABLES:
+            rows = recon.execute(f"SELECT * FROM {table}").fetchall()
+            out[table] = sorted(
+                (tuple(None if isinstance(v, datetime) else v for v in row) for row in rows),
+                key=lambda r: tuple((v is None, str(v)) for v in r),
+            )
+    return out
+
+
+def post_all(db: Path, paths: list[Path], **sizes: int) -> list[tuple[Any, ...]]:
+    outcomes: list[tuple[Any, ...]] = []
+    with Recon.open(db) as recon:
+        for path in paths:
+            out: FileOutcome = post_file(recon, path, "ana", **sizes)
+            assert out.status == "posted", (path.name, out.message)
+            outcomes.append((out.summary(), out.warnings, out.problems, out.claims))
+    return outcomes
+
+
+@pytest.fixture
+def practice(tmp_path: Path) -> Path:
+    folder = write_practice(tmp_path / "practice", CHUNKED)
+    db = tmp_path / "practice.duckdb"
+    assert main(["load", str(folder), "--db", str(db)]) == 0
+    return db
+
+
+def balanced(paths: list[Path]) -> list[Path]:
+    """Rewrite each file's BPR02 as its claims' CLP04 less its PLB, so every file balances."""
+    for path in paths:
+        text = path.read_text()
+        segs = [s.split("*") for s in text.split("~") if s]
+        total = sum(Decimal(s[4]) for s in segs if s[0] == "CLP") - sum(Decimal(s[4]) for s in segs if s[0] == "PLB")
+        for s in segs:
+            if s[0] == "BPR":
+                s[2] = str(total)
+        path.write_text("~".join("*".join(s) for s in segs) + "~")
+    return paths
+
+
+@pytest.mark.parametrize("chunk_rows, dues_piece", [(1, 1), (3, 2)])
+def test_small_chunks_and_pieces_post_what_one_chunk_posts(
+    practice: Path, tmp_path: Path, chunk_rows: int, dues_piece: int
+) -> None:
+    paths = balanced(files(tmp_path))
+    whole, pieces = tmp_path / "whole.duckdb", tmp_path / "pieces.duckdb"
+    for db in (whole, pieces):
+        db.write_bytes(practice.read_bytes())
+    expected = post_all(whole, paths)
+    got = post_all(pieces, paths, chunk_rows=chunk_rows, dues_piece=dues_piece)
+    assert got == expected
+    before, after = dump(whole), dump(pieces)
+    for table in TABLES:
+        assert after[table] == before[table], table
+    with Recon.open(pieces) as recon:
+        assert_invariant(recon)
+        outcomes = dict(recon.execute("SELECT outcome, count(*) FROM remit_claims GROUP BY 1").fetchall())
+        # the file exercises what spans chunks: a reversal of the first file's claim, a reversal before
+        # its original (linked late), a claim held for its payer, an unmatched claim and a denial
+        assert outcomes["reversal"] == 1 and outcomes["unmatched_reversal"] == 1, outcomes
+        assert outcomes["payer_not_on_policy"] >= 1 and outcomes["unmatched"] == 1 and outcomes["denied"] == 1
+        assert recon.one("SELECT count(*) FROM adjudication_reversals") == (2,)
+        row = recon.one("SELECT claim_posting_id FROM exceptions WHERE kind = 'recoupment'")
+        assert row is not None and row[0] > 0  # the PLB found J2's posting, in another chunk
+        assert recon.one("SELECT count(DISTINCT invoice_id) FROM due_changes")[0] > 3
+    # and a replay posts nothing again, in pieces as whole
+    with Recon.open(pieces) as recon:
+        again = post_file(recon, paths[1], "ana", chunk_rows=chunk_rows, dues_piece=dues_piece)
+    assert again.status == "already_posted"
+    assert dump(pieces) == after
