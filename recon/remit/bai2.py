@@ -106,6 +106,15 @@ def looks_like_bai2(text: str) -> bool:
     return text.lstrip("\ufeff \t\r\n").startswith("01,")
 
 
+def looks_like_records(text: str) -> bool:
+    """Starts like BAI2 records (two digits and a comma), even without its ``01`` header.
+
+    Such a file is read as BAI2 so its refusal says what a BAI2 file must start
+    with; a deposit CSV starts with its ``deposit_id`` header, never with digits.
+    """
+    return _START.match(text.lstrip("\ufeff \t\r\n")) is not None
+
+
 def parse(text: str, name: str) -> Bai2File:
     """Read and check a whole BAI2 file (its text); raise on the first problem."""
     return _Reader(name).read(text)
@@ -143,6 +152,11 @@ class _Reader:
                 if match is None:
                     raise self.error(number, f"expected a record code after '/', found {line[pos : pos + 20]!r}")
                 code = match.group(1)
+                if code not in CODES and pending is None:
+                    raise self.error(
+                        number, f"the file starts with record code {code!r}; a BAI2 file starts with a 01 file header"
+                        " (a deposit CSV with the header deposit_id,deposit_date,amount)",
+                    )  # fmt: skip
                 if code not in CODES:
                     raise self.error(number, f"record code {code!r} is not one of {', '.join(CODES)}")
                 start = match.end()
@@ -424,6 +438,11 @@ class _Reader:
     def check(self, line: int, record: str, fields: list[str], at: int, computed: int, what: str) -> None:
         text = fields[at].strip() if len(fields) > at else ""
         stated = self.amount(text, line, record, signed=True)
+        if not text and computed:
+            raise self.error(
+                line, f"the control total is empty but {what} add up to {_money(computed)}; the file cannot be "
+                "checked", record,
+            )  # fmt: skip
         if stated != computed:
             raise self.error(
                 line,

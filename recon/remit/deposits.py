@@ -188,7 +188,7 @@ def read_bank_file(path: str | Path, deposit_codes: Any = None) -> BankFile:
         head = path.read_bytes()[:64].decode("utf-8-sig", errors="replace")
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
-    if bai2.looks_like_bai2(head):
+    if bai2.looks_like_bai2(head) or bai2.looks_like_records(head):
         return _bai2_file(path, deposit_type_codes(deposit_codes))
     if path.suffix.lower() in BAI2_SUFFIXES:
         raise FileFormatError(path.name, 1, None, "not a BAI2 file: it does not start with a 01 file header")
