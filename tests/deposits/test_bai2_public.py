@@ -328,3 +328,31 @@ def test_an_empty_control_total_passes_only_when_there_is_nothing_to_add(tmp_pat
         "moj__account_trailer_amount_blank_example.bai2:5: 49 account trailer: the control total is empty but "
         "the account's 03 and 16 amounts add up to 10.00; the file cannot be checked"
     )
+
+
+def test_a_bank_file_of_many_88s_yields_its_deposits_once_its_totals_are_right(tmp_path: Path) -> None:
+    # sample5 (issue 113) with its one "88:" typo made "88," and its totals and counts worked out again by
+    # hand: account 107049932 03 6867810 + 16s 1132150 in 18 records; account 104108339 03 636100182 +
+    # 16s 3829282486 in 96 records; group 17526708068 over 5 accounts and 122 records; file 124 records
+    path = variant(tmp_path, "moov__sample5-issue113.txt", [
+        ("88:EREF: 07370568132", "88,EREF: 07370568132"), ("49,-1260161341762,26/", "49,7999960,18/"),
+        ("49,6869722,8/", "49,4465382668,96/"), ("98,13060195162,4,16/", "98,17526708068,5,122/"),
+        ("99,13060195162,1,18/ ", "99,17526708068,1,124/ "),
+    ])  # fmt: skip
+    bank = read_bank_file(path)
+    assert [(d.deposit_id, str(d.amount)) for d in bank.deposits] == [
+        ("104108339-20230906-GI2229300000187", "11.25"),  # 195 incoming wire
+        ("104108339-20230906-GI2228400005800", "500.50"),  # 195 RTP incoming
+        ("104108339-20230906-SX22293073766088", "5.27"),  # 175 check deposit
+        ("104108339-20230906-SPB2321284264201", "50.00"),  # 165, whatever its text says
+        ("104108339-20230906-GI2323300007089", "37979996.24"),  # 195 incoming wire
+    ]
+    assert {d.deposit_date for d in bank.deposits} == {date(2023, 9, 6)}
+    assert Counter(a.type_code for a in bank.other) == Counter(
+        ["447", "447", "261", "557", "451", "266", "495", "495", "257", "255", "475", "475", "275", "698", "354"]
+    )
+    credits = sum((a.amount or Decimal(0) for a in bank.other if a.kind == "credit"), Decimal("0.00"))
+    debits = sum((a.amount or Decimal(0) for a in bank.other if a.kind == "debit"), Decimal("0.00"))
+    assert (credits, debits) == (Decimal("5457.93"), Decimal("318125.17"))
+    check_return = next(a for a in bank.other if a.type_code == "255")
+    assert "EREF: 07370568132" in (check_return.description or "")
