@@ -27,7 +27,7 @@ steps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -206,14 +206,16 @@ class Poster:
         "m_late",
     )
     base = 0
-    DUES_PIECE = 100_000
-    """Invoices whose amounts due one statement derives (:meth:`_dues`); a 10 MB file has ~31,000."""
+    PIECE = 100_000
+    """Claims (:meth:`_by_claims`) or invoices (:meth:`_dues`) one statement of the finish takes at most;
+    a 10 MB file has ~31,000 claims, so one piece; a 300 MB file a million, ten."""
+    claims = 0
 
     def __init__(
-        self, con: Any, *, user_id: str, stamp: datetime, write_off: Iterable[str], dues_piece: int | None = None
+        self, con: Any, *, user_id: str, stamp: datetime, write_off: Iterable[str], piece: int | None = None
     ) -> None:
         self.con = con
-        self.dues_piece = dues_piece or self.DUES_PIECE
+        self.piece = piece or self.PIECE
         self.user = literal(user_id)
         self.stamp = literal(stamp)
         codes = sorted(set(write_off)) or ["__none__"]
@@ -356,6 +358,8 @@ class Poster:
 
     def finish(self) -> None:
         """Everything that needs the payer or the whole file, once every chunk is staged."""
+        row = self.run("SELECT coalesce(max(ci), 0) FROM m_claim").fetchone()
+        self.claims = int(row[0]) if row else 0
         self.holds()
         self.reversals()
         self.entries()
@@ -554,10 +558,12 @@ class Poster:
 
     def _adjudications(self) -> None:
         """One row per posted part: the adjudication the amounts due are derived from."""
-        self.run(f"""
+        self._by_claims(
+            lambda part: (
+                f"""
             INSERT INTO adjudications
             WITH ok AS (SELECT p.* FROM m_part p JOIN m_claim c USING (ci)
-                        WHERE c.outcome = 'posted' AND p.invoice_id IS NOT NULL
+                        WHERE c.outcome = 'posted' AND p.invoice_id IS NOT NULL AND {part("p.")} AND {part("c.")}
                           AND NOT EXISTS (SELECT 1 FROM m_hold h WHERE h.ci = p.ci AND h.ln = p.ln
                                    AND h.invoice_id IS NOT DISTINCT FROM p.invoice_id)),
                  cas AS (SELECT ci, ln, invoice_id,
@@ -566,13 +572,15 @@ class Poster:
                                     AS wo,
                                 sum(amount) FILTER (WHERE grp <> 'PR'
                                                     AND (grp || '-' || reason) NOT IN {self.write_off}) AS other
-                         FROM m_pcas WHERE ci IN (SELECT ci FROM ok) GROUP BY ALL)
+                         FROM m_pcas WHERE ci IN (SELECT ci FROM ok) AND {part()} GROUP BY ALL)
             SELECT c.cpid, ok.ln, ok.invoice_id, ok.client_id, r.remittance_id, r.payer_id,
                    {priority_sql("c.status")}, c.status, nullif(c.pcn, ''), ok.charge, ok.paid,
                    coalesce(cas.pr, 0), coalesce(cas.wo, 0), coalesce(cas.other, 0), {self.stamp}
             FROM ok JOIN m_claim c USING (ci) JOIN s_rem r USING (st)
             LEFT JOIN cas ON cas.ci = ok.ci AND cas.ln = ok.ln AND cas.invoice_id = ok.invoice_id
-            ORDER BY c.cpid, ok.ln, ok.invoice_id""")
+            ORDER BY c.cpid, ok.ln, ok.invoice_id"""
+            )
+        )
         self.run(f"""
             INSERT INTO adjudication_reversals
             SELECT reverses, cpid, {self.stamp} FROM m_claim WHERE reverses IS NOT NULL ORDER BY cpid""")
@@ -590,12 +598,17 @@ class Poster:
             SELECT c.ci, c.paid - coalesce(a.amount, 0) AS held
             FROM m_claim c LEFT JOIN (SELECT cpid, sum(amount) AS amount FROM n_alloc GROUP BY 1) a
                  ON a.cpid = c.cpid""")
-        self.run("""
+        self._by_claims(
+            lambda part: (
+                f"""
             INSERT INTO remit_claims
             SELECT m.cpid, r.remittance_id, c.seq, c.clp01, c.status, c.charge, c.paid, c.patient, c.pcn,
                    c.patient_name, c.n_lines, m.outcome, h.held, m.reverses
             FROM s_claim c JOIN m_claim m USING (ci) JOIN m_held h USING (ci) JOIN s_rem r ON r.st = c.st
-            ORDER BY c.ci""")
+            WHERE {part("c.")} AND {part("m.")} AND {part("h.")}
+            ORDER BY c.ci"""
+            )
+        )
         # Only the worklist's claims (denials, held claims and lines) need their reason codes.
         self.run(f"""
             CREATE OR REPLACE TEMP TABLE w_exc AS
@@ -821,6 +834,18 @@ class Poster:
                     FROM m_late l JOIN adjudications a ON a.claim_posting_id = l.original""")
         self.run("DROP TABLE IF EXISTS m_late_alloc; DROP TABLE IF EXISTS m_late_pay; DROP TABLE IF EXISTS m_late_adj")
 
+    def _by_claims(self, statement: Callable[[Callable[..., str]], str]) -> None:
+        """Run ``statement(part)`` for pieces of at most :attr:`piece` claims, in file order.
+
+        ``part(alias)`` is the piece's condition on ``alias.ci``. For a statement whose rows
+        each depend on one claim and come out in claim order (no file-wide total), the
+        pieces write exactly the rows, in the order, one statement over the file would;
+        each needs a piece's memory instead of the file's.
+        """
+        for lo in range(0, max(self.claims, 1), self.piece):
+            hi = lo + self.piece
+            self.run(statement(lambda alias="", lo=lo, hi=hi: f"{alias}ci > {lo} AND {alias}ci <= {hi}"))
+
     def _dues(self) -> None:
         """Amounts due of every invoice touched, from its standing adjudications.
 
@@ -834,7 +859,7 @@ class Poster:
         """
         row = self.run("SELECT count(DISTINCT invoice_id) FROM t_due").fetchone()
         total = int(row[0]) if row else 0
-        if total <= self.dues_piece:
+        if total <= self.piece:
             self.run(f"INSERT INTO due_changes {derive_dues_sql(user=self.user, stamp=self.stamp)}")
             return
         low: str | None = None
@@ -842,7 +867,7 @@ class Poster:
             after = "TRUE" if low is None else f"invoice_id > {literal(low)}"
             row = self.run(f"""SELECT max(invoice_id) FROM (
                                    SELECT DISTINCT invoice_id FROM t_due WHERE {after}
-                                   ORDER BY invoice_id LIMIT {int(self.dues_piece)})""").fetchone()
+                                   ORDER BY invoice_id LIMIT {int(self.piece)})""").fetchone()
             high = row[0] if row else None
             if high is None:
                 return

@@ -270,15 +270,15 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
 
 def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
               write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None,
-              stream: bool = True, chunk_rows: int | None = None, dues_piece: int | None = None) -> FileOutcome:
+              stream: bool = True, chunk_rows: int | None = None, piece: int | None = None) -> FileOutcome:
     """One file, one transaction (see the module docstring for the steps).
 
     ``prepared``: the file as a reader process read and formatted it (a batch); when
     it says the file must be read here, or when only some of its transactions are new
     (its chunks were cut for all of them), the file is read in process instead.
     ``stream=False``: read a whole transaction at a time (the fallback of a streamed read).
-    ``chunk_rows``, ``dues_piece``: claims a staged chunk holds and invoices one amounts-due
-    statement takes (defaults :data:`recon.remit.stage.CHUNK_ROWS`, ``Poster.DUES_PIECE``);
+    ``chunk_rows``, ``piece``: claims a staged chunk holds, and claims or invoices one statement
+    of the finish takes (defaults :data:`recon.remit.stage.CHUNK_ROWS`, ``Poster.PIECE``);
     tests make them small, the outcome does not depend on them.
     """
     if prepared is not None and prepared.in_process:
@@ -293,7 +293,7 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
         db.begin(con)
         stager: Stager | None = None
         try:
-            poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off, dues_piece=dues_piece)
+            poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off, piece=piece)
             poster.prepare()
             stager = Stager(con, after=poster.chunk, chunk_rows=chunk_rows)
             if prepared is None:
@@ -324,7 +324,7 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
                 stager.close()
         if reread:
             return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False,
-                             chunk_rows=chunk_rows, dues_piece=dues_piece)
+                             chunk_rows=chunk_rows, piece=piece)
         if dry_run or outcome.status != "posted":
             db.rollback(con)
         else:

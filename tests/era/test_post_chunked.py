@@ -1,7 +1,7 @@
 """A file posted in many small pieces has exactly the outcome of the same file posted whole (issue 11, memory).
 
 The posting stages a file in chunks of claims (``chunk_rows``) and derives the amounts
-due in pieces of invoices (``dues_piece``) so that its memory stays bounded. Neither may
+due in pieces of invoices (``piece``) so that its memory stays bounded. Neither may
 change anything: the same files are posted into two copies of one practice, once with
 the default sizes (each file one chunk, one piece) and once with chunks of one or two
 claims and pieces of one invoice, and every row of every posting table is compared
@@ -213,16 +213,16 @@ def balanced(paths: list[Path]) -> list[Path]:
     return paths
 
 
-@pytest.mark.parametrize("chunk_rows, dues_piece", [(1, 1), (3, 2)])
+@pytest.mark.parametrize("chunk_rows, piece", [(1, 1), (3, 2)])
 def test_small_chunks_and_pieces_post_what_one_chunk_posts(
-    practice: Path, tmp_path: Path, chunk_rows: int, dues_piece: int
+    practice: Path, tmp_path: Path, chunk_rows: int, piece: int
 ) -> None:
     paths = balanced(files(tmp_path))
     whole, pieces = tmp_path / "whole.duckdb", tmp_path / "pieces.duckdb"
     for db in (whole, pieces):
         db.write_bytes(practice.read_bytes())
     expected = post_all(whole, paths)
-    got = post_all(pieces, paths, chunk_rows=chunk_rows, dues_piece=dues_piece)
+    got = post_all(pieces, paths, chunk_rows=chunk_rows, piece=piece)
     assert got == expected
     before, after = dump(whole), dump(pieces)
     for table in TABLES:
@@ -240,6 +240,6 @@ def test_small_chunks_and_pieces_post_what_one_chunk_posts(
         assert recon.one("SELECT count(DISTINCT invoice_id) FROM due_changes")[0] > 3
     # and a replay posts nothing again, in pieces as whole
     with Recon.open(pieces) as recon:
-        again = post_file(recon, paths[1], "ana", chunk_rows=chunk_rows, dues_piece=dues_piece)
+        again = post_file(recon, paths[1], "ana", chunk_rows=chunk_rows, piece=piece)
     assert again.status == "already_posted"
     assert dump(pieces) == after
