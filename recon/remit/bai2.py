@@ -84,6 +84,10 @@ class Detail:
     bank_reference: str
     customer_reference: str
     text: str
+    """The text, its 88 lines joined; a space between lines where a line ended with ``/``."""
+    text_run_on: str = ""
+    """The same text with nothing inserted anywhere: a bank that ends every record with ``/``
+    may still have wrapped a trace there (``TRN*1*EFT2026/`` then ``88,0311001*...``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +387,7 @@ class _Reader:
         fixed: list[str] = []
         need: int | None = None  # fixed fields in all, known once the funds type is read
         in_fixed = True
-        text = ""
+        text = run_on = ""
         prev_ended = True
         for i, part in enumerate(parts):
             if in_fixed:
@@ -397,13 +401,15 @@ class _Reader:
                         need = None if extra is None else 5 + extra
                 if need is not None and len(fixed) >= need and (pieces or part.ended):
                     in_fixed = False
-                    text = ",".join(pieces)
+                    text = run_on = ",".join(pieces)
             elif not text:
-                text = part.data
+                text = run_on = part.data
             elif prev_ended:
                 text += " " + part.data  # the text had ended with "/": a new line of text
+                run_on += part.data
             else:
                 text += part.data  # the text runs on: nothing is inserted
+                run_on += part.data
             prev_ended = part.ended
         if need is None or len(fixed) < need:
             fixed += [""] * (5 - len(fixed))
@@ -422,7 +428,7 @@ class _Reader:
             line=line, as_of=group["as_of"], group_status=str(group["status"]),  # type: ignore[arg-type]
             account=str(account["number"]), currency=str(account["currency"]), type_code=type_code,
             amount=amount, funds_type=funds, value_date=value_date, bank_reference=fixed[-2].strip(),
-            customer_reference=fixed[-1].strip(), text=text.strip(),
+            customer_reference=fixed[-1].strip(), text=text.strip(), text_run_on=run_on.strip(),
         )  # fmt: skip
 
     # -------------------------------------------------- values

@@ -74,6 +74,7 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9._/:#-]+")
 _ZERO_DECIMAL = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "XAF", "XOF")
 _THREE_DECIMAL = ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")
 _TRN = re.compile(r"TRN\*1\*([^*~\\\s]+)")
+_TRN_COMPLETE = re.compile(r"TRN\*1\*([^*~\\\s]+)(?=[*~\\])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +410,16 @@ def _describe_detail(d: bai2.Detail) -> str:
 
 
 def _bai2_trace(d: bai2.Detail) -> str | None:
+    """The TRN02 in the detail's text (or customer reference).
+
+    A trace whose TRN segment is complete (``*`` or ``\\`` after it) only when the text's
+    lines are joined with nothing between them was wrapped at a ``/``-ended record: it
+    is read whole from that join, never cut at the line end.
+    """
+    for source in (d.text, d.text_run_on):
+        found = _TRN_COMPLETE.search(source or "")
+        if found:
+            return found.group(1)
     for source in (d.text, d.customer_reference):
         found = _TRN.search(source or "")
         if found:

@@ -232,6 +232,22 @@ def test_a_trace_wrapped_onto_an_88_is_read_whole(tmp_path: Path) -> None:
     ]
 
 
+def test_a_trace_wrapped_at_a_record_ended_by_a_slash_is_read_whole(tmp_path: Path) -> None:
+    # banks that end every record with "/" wrap a long 16 text the same way: "...EFT2022/" then "88,0201001*...\\/"
+    path = variant(tmp_path, "moj__svb_us_example.bai2", [
+        ("88,SOME PAYMENT ACH OFFSET\n49,138884258,7/\n98,138884258,1,9/",
+         "88,SOME PAYMENT TRN*1*EFT2022/\n88,0201001*1512345678\\/\n49,138884258,8/\n98,138884258,1,10/"),
+        ("88,SOME PAYMENT ACH OFFSET\n", "88,TRN*1*T2/\n88,NEXT LINE\n"),  # no segment end: the trace is T2
+        ("49,143145938,7/\n98,143145938,1,9/", "49,143145938,8/\n98,143145938,1,10/"),
+        ("99,282030196,2,20\n", "99,282030196,2,22\n"),
+    ])  # fmt: skip
+    bank = read_bank_file(path)
+    assert [d.trace_number for d in bank.deposits] == ["EFT20220201001", "T2"]
+    assert bank.deposits[0].description == (
+        "142 ACH credit received; bank ref 172629; SOME PAYMENT TRN*1*EFT2022 0201001*1512345678\\"
+    )
+
+
 def test_the_continued_16_reads_its_references_and_text_once_the_counts_are_right(tmp_path: Path) -> None:
     # x9-continuation-16 with its record counts corrected (49: 5, 98: 7, 99: 9): S amounts on the 16,
     # bank and customer reference on the first 88, text on the second
