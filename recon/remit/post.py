@@ -49,15 +49,17 @@ from recon.store.sql import bind
 
 DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
 PREVIEW_LIMIT = 2000
-POST_MEMORY_LIMIT = "150MB"
+POST_MEMORY_LIMIT = "100MB"
 """DuckDB's memory limit while a file is posted (the session's, recon.store's 300 MB, otherwise).
 
-Staging and the posting's finish spill their working tables past it, so what a file
-needs stays near it whatever the file's size; the process's RSS is about twice DuckDB's
-share (its allocator keeps freed pages a while). A file that runs out of it is rolled
-back and posted again with the session's limit (:func:`_within_memory`): one file at a
-time, so in a batch the files before it stay posted and the next ones get it again.
-With the session's 300 MB the million-claim batch peaked at ~505 MB of RSS."""
+Staging and the posting's finish spill their working tables past it, and the finish's
+large statements take the file in pieces (``Poster.PIECE``), so what a file needs stays
+near it whatever the file's size; the process's RSS is about 2-3 times DuckDB's share
+(its allocator keeps freed pages a while). A file that runs out of it is rolled back
+and posted again with the session's limit (:func:`_within_memory`): one file at a time,
+so in a batch the files before it stay posted and the next ones get it again. A 100 MB
+file peaked at 316 MB of RSS with 150 MB and whole-file statements, 270 MB with 100 MB
+and pieces; with the session's 300 MB the million-claim batch peaked at ~505 MB."""
 Progress = Callable[[int, int, str], None]
 
 
