@@ -8,11 +8,13 @@ idempotency, then writes payment, allocations and audit in one transaction.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,7 @@ class Recon:
         self._session = db.session(key, postgres=isinstance(path, str))
         self._attached = False
         self._depth = 0
+        self._single = False  # inside _one_thread
         self._release_scheduled = False
         self._attach()
 
@@ -202,6 +205,34 @@ class Recon:
             if self._depth == 0:
                 self._committed += 1
 
+    @contextlib.contextmanager
+    def _one_thread(self) -> Iterator[None]:
+        """DuckDB on one thread for one client's reads and one payment's writes.
+
+        These read a few row groups of ``invoices`` and a client's entries: a second
+        thread costs more in scheduling and in the parallel operators' setup than it
+        saves (on the 10M-invoice ledger of bench/bench_scale.py a client's ledger used
+        ~1.5x the CPU with two threads). Reports, loads and postings keep the session's
+        threads. Set and reset outside any transaction (a failed one accepts no SET),
+        and only by the outermost such call.
+        """
+        if self._depth or self._single:
+            yield
+            return
+        con = self.con
+        row = con.execute("SELECT current_setting('threads')").fetchone()
+        threads = int(row[0]) if row else 1
+        if threads > 1:
+            con.execute("SET threads = 1")
+        self._single = True
+        try:
+            yield
+        finally:
+            self._single = False
+            if threads > 1:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute(f"SET threads = {threads}")
+
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:
         row = self.execute("SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]).fetchone()
@@ -225,28 +256,37 @@ class Recon:
         return Payer(*row)
 
     def client(self, client_id: str) -> Client:
-        row = self.execute(
-            "SELECT client_id, first_name, last_name, date_of_birth, copay FROM clients WHERE client_id = ?",
-            [client_id],
-        ).fetchone()
+        """The client with their policies (primary first) and unapplied credit."""
+        with self._one_thread():
+            client = self._client(client_id)
+            credit = self.one(queries.client_credit_sql(), [client_id])
+        return dataclasses.replace(client, unapplied_credit=credit[0] if credit else ZERO)
+
+    def _client(self, client_id: str) -> Client:
+        """The client and their policies, primary first (their credit left at zero: planning and
+        recording a payment do not use it), read in one statement."""
+        row: tuple[Any, ...] | None = None
+        policies: list[tuple[Any, ...]] = []
+        payers: dict[str, str] = {}
+        for part, a, b, c, born, copay in self._rows(queries.client_sql(), [client_id]):
+            if part == queries.CLIENT_PART:
+                row = (client_id, a, b, born, copay)
+            elif part == queries.POLICY_PART:
+                policies.append((a, b, c, copay))
+            else:
+                payers[a] = b
         if row is None:
             raise NotFound(f"No client {client_id!r} in this ledger")
-        policies = tuple(
-            Policy(*r)
-            for r in self._rows(
-                """SELECT ci.payer_id, p.name, ci.member_id, ci.priority, ci.copay
-                   FROM client_insurance ci JOIN insurance_providers p USING (payer_id)
-                   WHERE ci.client_id = ?
-                   ORDER BY CASE ci.priority WHEN 'primary' THEN 1 WHEN 'secondary' THEN 2 ELSE 3 END""",
-                [client_id],
-            )
+        order = {"primary": 1, "secondary": 2}
+        policies.sort(key=lambda p: (order.get(p[2], 3), p[0]))
+        return Client(
+            *row,
+            policies=tuple(
+                Policy(payer_id, payers[payer_id], member_id, priority, copay)
+                for payer_id, member_id, priority, copay in policies
+                if payer_id in payers
+            ),
         )
-        credit = self.execute(
-            "SELECT CAST(coalesce(sum(unapplied), 0) AS DECIMAL(18,2)) "
-            f"FROM ({queries.payments_sql('client_id = $1')})",
-            [client_id],
-        ).fetchone()
-        return Client(*row, policies=policies, unapplied_credit=credit[0] if credit else ZERO)
 
     def clients(self, search: str | None = None) -> Any:
         """Clients as a DataFrame; ``search`` matches id or name, case-insensitively."""
@@ -281,24 +321,50 @@ class Recon:
 
     # ----------------------------------------------------------------- ledger
     def ledger_rows(self, client_id: str) -> list[LedgerRow]:
-        rows = self._rows(queries.ledger_sql("client_id = $1"), [client_id])
-        return [
-            LedgerRow(
-                invoice_id=r[0],
-                service_date=r[1],
-                service_code=r[2],
-                fee=r[3],
-                client_amt_due=r[4],
-                client_amt_paid=r[5],
-                ins_amt_due=r[6],
-                ins_amt_paid=r[7],
-                ins_adjusted=r[8],
-                balance=r[9],
-                payer_id=r[11],
-                claim_id=r[12],
+        """The client's Client Ledger, every amount as :func:`queries.ledger_sql` derives it, in its order.
+
+        Read as two statements, the client's invoices and the client's entries, and summed
+        here (exact Decimals): on the 10M-invoice ledger of bench/bench_scale.py the ledger
+        query's three groupings, joins and sort cost more than the two reads themselves.
+        """
+        with self._one_thread():
+            invoices = self._rows(queries.client_invoices_sql(), [client_id])
+            moves = self._rows(queries.client_moves_sql(), [client_id]) if invoices else []
+        # per invoice: client due delta, ins due delta, client paid, ins paid, ins adjusted
+        sums: dict[str, list[Decimal]] = {}
+        for invoice_id, what, amount, ins_delta in moves:
+            totals = sums.setdefault(invoice_id, [ZERO, ZERO, ZERO, ZERO, ZERO])
+            if what == queries.CLIENT_MOVE_DUE:
+                totals[0] += amount
+                totals[1] += ins_delta
+            elif what == queries.CLIENT_MOVE_CLIENT_PAID:
+                totals[2] += amount
+            elif what == queries.CLIENT_MOVE_INS_PAID:
+                totals[3] += amount
+            else:
+                totals[4] += amount
+        rows = []
+        for invoice_id, service_date, service_code, fee, client_due, ins_due, payer_id, claim_id in invoices:
+            c_delta, i_delta, c_paid, i_paid, adjusted = sums.get(invoice_id) or (ZERO,) * 5
+            client_amt_due, ins_amt_due = client_due + c_delta, ins_due + i_delta
+            rows.append(
+                LedgerRow(
+                    invoice_id=invoice_id,
+                    service_date=service_date,
+                    service_code=service_code,
+                    fee=fee,
+                    client_amt_due=client_amt_due,
+                    client_amt_paid=c_paid,
+                    ins_amt_due=ins_amt_due,
+                    ins_amt_paid=i_paid,
+                    ins_adjusted=adjusted,
+                    balance=client_amt_due - c_paid + ins_amt_due - i_paid - adjusted,
+                    payer_id=payer_id,
+                    claim_id=claim_id,
+                )
             )
-            for r in rows
-        ]
+        rows.sort(key=lambda r: (r.service_date, r.invoice_id))
+        return rows
 
     def ledger(self, client_id: str | None = None) -> Any:
         """The Client Ledger (all invoices when ``client_id`` is None) as an exact DataFrame."""
@@ -315,11 +381,12 @@ class Recon:
 
     def open_invoices(self, client_id: str) -> list[OpenInvoice]:
         """Every invoice of the client with its open Ins Amt Due and the payer it is owed by."""
-        due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
-        return [
-            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
-            for r in self.ledger_rows(client_id)
-        ]
+        with self._one_thread():
+            due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
+            return [
+                OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
+                for r in self.ledger_rows(client_id)
+            ]
 
     def _plan(self, client: Client, policy: Policy, request: PaymentRequest) -> Plan:
         return plan_insurance_payment(
@@ -448,15 +515,17 @@ class Recon:
     # --------------------------------------------------------------- payments
     def plan_eob(self, request: PaymentRequest, plan: Plan | None = None) -> EobPlan | None:
         """The manual adjudication Record Payment would record now with the request's EOB details."""
-        client = self.client(request.client_id)
-        policy = self.resolve_payer(client, request.payer)
-        return self._plan_eob(client, policy, request, plan or self._plan(client, policy, request))
+        with self._one_thread():
+            client = self._client(request.client_id)
+            policy = self.resolve_payer(client, request.payer)
+            return self._plan_eob(client, policy, request, plan or self._plan(client, policy, request))
 
     def plan_payment(self, request: PaymentRequest) -> Plan:
         """The allocation Record Payment would make now (what the form previews)."""
-        client = self.client(request.client_id)
-        policy = self.resolve_payer(client, request.payer)
-        return self._plan(client, policy, request)
+        with self._one_thread():
+            client = self._client(request.client_id)
+            policy = self.resolve_payer(client, request.payer)
+            return self._plan(client, policy, request)
 
     def record_payment(
         self,
@@ -487,12 +556,12 @@ class Recon:
                 "(Charge Payment Method), not recorded by hand"
             )
         request_hash = _request_hash(request)
-        with self.transaction(client=request.client_id):
+        with self._one_thread(), self.transaction(client=request.client_id):
             if request.idempotency_key:
                 replay = self._replay(request.idempotency_key, request_hash)
                 if replay is not None:
                     return replay
-            client = self.client(request.client_id)
+            client = self._client(request.client_id)
             policy = self.resolve_payer(client, request.payer)
             plan = self._plan(client, policy, request)
             if expected_plan is not None and plan != expected_plan:
