@@ -59,7 +59,6 @@ class Recon:
         self._session = db.session(key, postgres=isinstance(path, str))
         self._attached = False
         self._depth = 0
-        self._single = False  # inside _one_thread
         self._release_scheduled = False
         self._attach()
 
@@ -205,34 +204,6 @@ class Recon:
             if self._depth == 0:
                 self._committed += 1
 
-    @contextlib.contextmanager
-    def _one_thread(self) -> Iterator[None]:
-        """DuckDB on one thread for one client's reads and one payment's writes.
-
-        These read a few row groups of ``invoices`` and a client's entries: a second
-        thread costs more in scheduling and in the parallel operators' setup than it
-        saves (on the 10M-invoice ledger of bench/bench_scale.py a client's ledger used
-        ~1.5x the CPU with two threads). Reports, loads and postings keep the session's
-        threads. Set and reset outside any transaction (a failed one accepts no SET),
-        and only by the outermost such call.
-        """
-        if self._depth or self._single:
-            yield
-            return
-        con = self.con
-        row = con.execute("SELECT current_setting('threads')").fetchone()
-        threads = int(row[0]) if row else 1
-        if threads > 1:
-            con.execute("SET threads = 1")
-        self._single = True
-        try:
-            yield
-        finally:
-            self._single = False
-            if threads > 1:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute(f"SET threads = {threads}")
-
     # --------------------------------------------------------- reference data
     def user(self, user_id: str) -> User:
         row = self.execute("SELECT user_id, name, permissions FROM users WHERE user_id = ?", [user_id]).fetchone()
@@ -257,9 +228,8 @@ class Recon:
 
     def client(self, client_id: str) -> Client:
         """The client with their policies (primary first) and unapplied credit."""
-        with self._one_thread():
-            client = self._client(client_id)
-            credit = self.one(queries.client_credit_sql(), [client_id])
+        client = self._client(client_id)
+        credit = self.one(queries.client_credit_sql(), [client_id])
         return dataclasses.replace(client, unapplied_credit=credit[0] if credit else ZERO)
 
     def _client(self, client_id: str) -> Client:
@@ -327,9 +297,8 @@ class Recon:
         here (exact Decimals): on the 10M-invoice ledger of bench/bench_scale.py the ledger
         query's three groupings, joins and sort cost more than the two reads themselves.
         """
-        with self._one_thread():
-            invoices = self._rows(queries.client_invoices_sql(), [client_id])
-            moves = self._rows(queries.client_moves_sql(), [client_id]) if invoices else []
+        invoices = self._rows(queries.client_invoices_sql(), [client_id])
+        moves = self._rows(queries.client_moves_sql(), [client_id]) if invoices else []
         # per invoice: client due delta, ins due delta, client paid, ins paid, ins adjusted
         sums: dict[str, list[Decimal]] = {}
         for invoice_id, what, amount, ins_delta in moves:
@@ -381,12 +350,11 @@ class Recon:
 
     def open_invoices(self, client_id: str) -> list[OpenInvoice]:
         """Every invoice of the client with its open Ins Amt Due and the payer it is owed by."""
-        with self._one_thread():
-            due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
-            return [
-                OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
-                for r in self.ledger_rows(client_id)
-            ]
+        due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
+        return [
+            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
+            for r in self.ledger_rows(client_id)
+        ]
 
     def _plan(self, client: Client, policy: Policy, request: PaymentRequest) -> Plan:
         return plan_insurance_payment(
@@ -515,17 +483,15 @@ class Recon:
     # --------------------------------------------------------------- payments
     def plan_eob(self, request: PaymentRequest, plan: Plan | None = None) -> EobPlan | None:
         """The manual adjudication Record Payment would record now with the request's EOB details."""
-        with self._one_thread():
-            client = self._client(request.client_id)
-            policy = self.resolve_payer(client, request.payer)
-            return self._plan_eob(client, policy, request, plan or self._plan(client, policy, request))
+        client = self._client(request.client_id)
+        policy = self.resolve_payer(client, request.payer)
+        return self._plan_eob(client, policy, request, plan or self._plan(client, policy, request))
 
     def plan_payment(self, request: PaymentRequest) -> Plan:
         """The allocation Record Payment would make now (what the form previews)."""
-        with self._one_thread():
-            client = self._client(request.client_id)
-            policy = self.resolve_payer(client, request.payer)
-            return self._plan(client, policy, request)
+        client = self._client(request.client_id)
+        policy = self.resolve_payer(client, request.payer)
+        return self._plan(client, policy, request)
 
     def record_payment(
         self,
@@ -556,7 +522,7 @@ class Recon:
                 "(Charge Payment Method), not recorded by hand"
             )
         request_hash = _request_hash(request)
-        with self._one_thread(), self.transaction(client=request.client_id):
+        with self.transaction(client=request.client_id):
             if request.idempotency_key:
                 replay = self._replay(request.idempotency_key, request_hash)
                 if replay is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from recon.errors import NotFound, PaymentRefused
+from recon.errors import NotFound
 from recon.model import InvoicePick, LedgerRow, PaymentMethod, PaymentRequest
 from recon.services import Recon
 from recon.store import db as store_db
@@ -170,15 +170,3 @@ def test_the_clients_policies_are_found_by_an_index(recon: Recon) -> None:
             "WHERE tablename = 'client_insurance' AND indexname = 'client_insurance_client'"
         ).fetchone()
         assert found is not None and "(client_id)" in found[0]
-
-
-def test_reads_and_payments_leave_the_sessions_threads_as_they_were(recon: Recon) -> None:
-    recon.execute("SET threads = 2")
-    request = PaymentRequest("C1", "AET", PaymentMethod.INSURANCE, amount=Decimal("10.00"))
-    recon.ledger_rows("C1")
-    recon.client("C1")
-    recon.plan_payment(request)
-    recon.record_payment(request, "ana")
-    with pytest.raises(PaymentRefused):
-        recon.record_payment(PaymentRequest("C1", "NOPE", PaymentMethod.INSURANCE, amount=Decimal("1.00")), "ana")
-    assert recon.one("SELECT current_setting('threads')") == (2,)
