@@ -2,10 +2,11 @@
 
     python bench/bench_835_memory.py                   # 10, 100 and 300 MB
     python bench/bench_835_memory.py --sizes 10 100    # a subset
-    python bench/bench_835_memory.py --rounds 3        # best of 3 for the times (memory: the largest peak)
+    python bench/bench_835_memory.py --rounds 3        # best of 3 for the times and CPU (memory: the largest peak)
 
 Each figure is a whole process, as a user runs it: ``/usr/bin/time -v`` gives its peak
-RSS ("Maximum resident set size") and wall time, imports included. The floor is a
+RSS ("Maximum resident set size"), wall time and CPU seconds (user + system; what the
+load of a shared machine moves least), imports included. The floor is a
 process that does ``open(f).read().split('~')`` then ``.split('*')`` of every segment,
 timed the same way in the same round, so ratios to it can be compared between runs
 on this shared machine.
@@ -77,8 +78,8 @@ def files(sizes: list[int]) -> tuple[Path, dict[int, Path]]:
     return practice, eras
 
 
-def measured(argv: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of one process under /usr/bin/time -v."""
+def measured(argv: list[str], cwd: Path | None = None) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MB, stdout, CPU seconds user + sys) of one process under /usr/bin/time -v."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as log:
         run = subprocess.run(
             ["/usr/bin/time", "-v", "-o", log.name, *argv],
@@ -92,9 +93,10 @@ def measured(argv: list[str], cwd: Path | None = None) -> tuple[float, float, st
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
     assert wall is not None, text
     seconds = int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
     if run.returncode not in (0, 1):  # a crash is a figure too (e.g. DuckDB out of memory): shown, not fatal
-        return seconds, peak, f"FAILED (exit {run.returncode}): {run.stderr.strip()[-300:]}"
-    return seconds, peak, run.stdout
+        return seconds, peak, f"FAILED (exit {run.returncode}): {run.stderr.strip()[-300:]}", cpu
+    return seconds, peak, run.stdout, cpu
 
 
 def main() -> None:
@@ -108,30 +110,35 @@ def main() -> None:
     print(f"start: {load()}")
     for size in args.sizes:
         era = eras[size]
-        rows: dict[str, tuple[float, float]] = {}
+        rows: dict[str, tuple[float, float, float]] = {}
         extra = ""
         for _ in range(args.rounds):
+            floor_run = measured([py, "-c", FLOOR, str(era)])
+            validate_run = measured([py, "-m", "recon.cli", "validate", str(era)])
             results = {
-                "floor": measured([py, "-c", FLOOR, str(era)])[:2],
-                "validate": measured([py, "-m", "recon.cli", "validate", str(era)])[:2],
+                "floor": (floor_run[0], floor_run[1], floor_run[3]),
+                "validate": (validate_run[0], validate_run[1], validate_run[3]),
             }
             if not args.skip_era:
                 ledger = OUT / "bench_ledger.duckdb"
                 for stale in (ledger, ledger.with_name(ledger.name + ".wal")):
                     stale.unlink(missing_ok=True)
                 shutil.copy(practice, ledger)
-                wall, peak, out = measured(
+                wall, peak, out, cpu = measured(
                     [py, "-m", "recon.cli", "era", "--db", str(ledger), "--user", "ana", str(era)]
                 )
-                results["era"] = (wall, peak)
+                results["era"] = (wall, peak, cpu)
                 extra = " ".join(out.split("\n")[1].split()) if "POSTED" in out else out.strip()
-            for label, (wall, peak) in results.items():
-                best_wall, top_peak = rows.get(label, (wall, peak))
-                rows[label] = (min(best_wall, wall), max(top_peak, peak))
-        floor = rows["floor"][0]
+            for label, (wall, peak, cpu) in results.items():
+                best_wall, top_peak, best_cpu = rows.get(label, (wall, peak, cpu))
+                rows[label] = (min(best_wall, wall), max(top_peak, peak), min(best_cpu, cpu))
+        floor, floor_cpu = rows["floor"][0], rows["floor"][2]
         print(f"{size} MB file ({era.stat().st_size / 1e6:.1f} MB, {CLAIMS[size]:,} claims); {load()}")
-        for label, (wall, peak) in rows.items():
-            print(f"  {label:<9} {wall:7.2f} s  {wall / floor:5.2f} x floor   peak RSS {peak:7.1f} MB")
+        for label, (wall, peak, cpu) in rows.items():
+            print(
+                f"  {label:<9} {wall:7.2f} s  {wall / floor:5.2f} x floor   CPU {cpu:7.2f} s "
+                f"{cpu / floor_cpu:5.2f} x floor   peak RSS {peak:7.1f} MB"
+            )
         if extra:
             print(f"  era: {extra}")
     print(f"end: {load()}")
