@@ -372,3 +372,19 @@ def test_a_bank_file_of_many_88s_yields_its_deposits_once_its_totals_are_right(t
     assert (credits, debits) == (Decimal("5457.93"), Decimal("318125.17"))
     check_return = next(a for a in bank.other if a.type_code == "255")
     assert "EREF: 07370568132" in (check_return.description or "")
+
+
+def test_the_same_file_with_its_details_reordered_loads_as_the_same_deposits(recon: Recon, tmp_path: Path) -> None:
+    # data/sample3: account 11111111 has two 142 credits of 6.00 without a bank reference (lines 20-23);
+    # the second load lists them the other way round, and the first account's 1.00 before its 25.00 and 5.00
+    first = load_deposits(recon, PUBLIC / "moov__data__sample3.txt", "ana")
+    assert (first.added, first.other_added) == (13, 13)
+    lines = (PUBLIC / "moov__data__sample3.txt").read_text().split("\n")
+    lines[19:23] = [*lines[21:23], *lines[19:21]]
+    lines[2:4] = [lines[3], lines[2]]  # 16,142,100 before the line holding 16,142,2500 and 16,142,500
+    path = tmp_path / "moov__data__sample3.txt"
+    path.write_text("\n".join(lines))
+    again = load_deposits(recon, path, "ana")
+    assert (again.added, again.unchanged, again.other_added) == (0, 13, 0)
+    assert set(again.deposit_ids) == set(first.deposit_ids)
+    assert recon.one("SELECT count(*), sum(amount) FROM deposits") == (13, Decimal("397.13"))
