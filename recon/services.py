@@ -350,15 +350,48 @@ class Recon:
 
     def open_invoices(self, client_id: str) -> list[OpenInvoice]:
         """Every invoice of the client with its open Ins Amt Due and the payer it is owed by."""
-        due_from = dict(self._rows(queries.due_from_sql(), [client_id]))
-        return [
-            OpenInvoice(r.invoice_id, r.service_date, r.payer_id, r.ins_open, due_from.get(r.invoice_id))
-            for r in self.ledger_rows(client_id)
+        return self._open_invoices(self._client(client_id))
+
+    def _open_invoices(self, client: Client) -> list[OpenInvoice]:
+        """What :meth:`_plan` plans on, in the ledger's order: each invoice's open Ins Amt Due as
+        :meth:`ledger_rows` derives it, and the payer it now waits on as :func:`queries.due_from_sql`
+        finds it (the next of the client's policies after the last standing adjudication), read
+        without that query's joins and groupings (~3 ms of a plan on the 10M-invoice ledger).
+        """
+        cid = client.client_id
+        invoices = self._rows(queries.client_open_sql(), [cid])
+        if not invoices:
+            return []
+        moves = self._rows(queries.client_moves_sql(), [cid])
+        moved: dict[str, Decimal] = {}
+        for invoice_id, what, amount, ins_delta in moves:
+            if what == queries.CLIENT_MOVE_DUE:
+                moved[invoice_id] = moved.get(invoice_id, ZERO) + ins_delta
+            elif what in (queries.CLIENT_MOVE_INS_PAID, queries.CLIENT_MOVE_ADJUSTED):
+                moved[invoice_id] = moved.get(invoice_id, ZERO) - amount
+        last: dict[str, int] = {}
+        for invoice_id, priority, reversed_ in self._rows(queries.client_adjudicated_sql(), [cid]):
+            if not reversed_:
+                last[invoice_id] = max(priority, last.get(invoice_id, priority))
+        due_from: dict[str, str] = {}
+        if last:
+            ranked = sorted((_due_rank(p.priority), p.payer_id) for p in client.policies)
+            for invoice_id, priority in last.items():
+                following = [payer for rank, payer in ranked if rank > priority]
+                if following:
+                    due_from[invoice_id] = following[0]
+        rows = [
+            OpenInvoice(
+                invoice_id, service_date, payer_id, ins_due + moved.get(invoice_id, ZERO), due_from.get(invoice_id)
+            )
+            for invoice_id, service_date, payer_id, ins_due in invoices
         ]
+        rows.sort(key=lambda r: (r.service_date, r.invoice_id))
+        return rows
 
     def _plan(self, client: Client, policy: Policy, request: PaymentRequest) -> Plan:
         return plan_insurance_payment(
-            self.open_invoices(client.client_id),
+            self._open_invoices(client),
             policy.payer_id,
             amount=request.amount,
             picks=request.picks,
@@ -773,6 +806,11 @@ EOB_NOTE = "paper EOB"
 def _rank(priority: str) -> int:
     """A policy's rank in the client's chain, as recon.remit.match.RANK_SQL ranks it."""
     return {"primary": 1, "secondary": 2, "tertiary": 3}.get(priority.strip().lower(), 9)
+
+
+def _due_rank(priority: str) -> int:
+    """A policy's place in the chain as :func:`recon.store.queries.due_from_sql` ranks it (no strip)."""
+    return {"primary": 1, "secondary": 2, "tertiary": 3}.get(priority.lower(), 9)
 
 
 def _eob_audit(eob: EobPlan) -> dict[str, Any]:

@@ -121,12 +121,32 @@ def test_a_clients_ledger_rows_are_the_ledger_querys_for_every_kind_of_entry(rec
     assert recon.ledger_rows("NOBODY") == []
 
 
-def test_planning_reads_the_same_open_amounts_as_the_ledger(recon: Recon) -> None:
+def test_planning_reads_the_same_open_amounts_and_next_payers_as_the_queries(recon: Recon) -> None:
     _entries(recon)
+    with recon.transaction():
+        for cpid, invoice, payer, priority in (
+            (101, "I1", "AET", 1),  # waits on BCBS, the secondary
+            (102, "I2", "AET", 1),  # reversed by 103: waits on no one else
+            (104, "I3", "AET", 1),
+            (105, "I3", "BCBS", 2),  # the last policy adjudicated: no one follows
+            (106, "I5", "AET", 0),  # priority 0 is not a payer's adjudication
+        ):
+            recon.execute(
+                "INSERT INTO adjudications VALUES (?, 1, ?, 'C1', 'R1', ?, ?, '1', NULL, 10.00, 5.00, 0.00, 0.00, "
+                "0.00, ?)",
+                [cpid, invoice, payer, priority, STAMP],
+            )
+        recon.execute("INSERT INTO adjudication_reversals VALUES (102, 103, ?)", [STAMP])
+    ledger = _ledger_by_query(recon, "C1")
+    due_from = dict(recon._rows(queries.due_from_sql(), ["C1"]))
+    assert due_from == {"I1": "BCBS"}
     open_invoices = recon.open_invoices("C1")
-    assert [o.invoice_id for o in open_invoices] == [r.invoice_id for r in _ledger_by_query(recon, "C1")]
-    for o, r in zip(open_invoices, _ledger_by_query(recon, "C1"), strict=True):
+    assert [o.invoice_id for o in open_invoices] == [r.invoice_id for r in ledger]
+    for o, r in zip(open_invoices, ledger, strict=True):
+        assert (o.service_date, o.payer_id) == (r.service_date, r.payer_id)
         assert o.ins_open == r.ins_amt_due - r.ins_amt_paid - r.ins_adjusted
+        assert o.due_from == due_from.get(o.invoice_id)
+    assert recon.open_invoices("C3")[0].due_from is None
 
 
 def test_a_clients_policies_and_credit_are_as_the_payments_query_derives_them(recon: Recon) -> None:

@@ -102,6 +102,22 @@ def client_invoices_sql() -> str:
     """
 
 
+def client_open_sql() -> str:
+    """Client ``$1``'s invoices as planning a payment needs them: id, service date, billed payer,
+    Ins Amt Due as billed (no order; the entries of :func:`client_moves_sql` move the amount)."""
+    return "SELECT invoice_id, service_date, payer_id, ins_amt_due FROM invoices WHERE client_id = $1"
+
+
+def client_adjudicated_sql() -> str:
+    """Client ``$1``'s adjudications by a payer (priority above 0), each with whether a claim
+    posting reversed it: what :func:`due_from_sql` reads, for a caller that ranks the payers itself."""
+    return """
+    SELECT invoice_id, priority,
+           claim_posting_id IN (SELECT original FROM adjudication_reversals) AS reversed
+    FROM adjudications WHERE client_id = $1 AND priority > 0
+    """
+
+
 CLIENT_MOVE_DUE, CLIENT_MOVE_CLIENT_PAID, CLIENT_MOVE_INS_PAID, CLIENT_MOVE_ADJUSTED = 0, 1, 2, 3
 """What a row of :func:`client_moves_sql` moves: both amounts due, Client or Ins Amt Paid, Ins Adjusted."""
 
