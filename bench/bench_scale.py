@@ -130,10 +130,31 @@ CPU: dict[str, list[float]] = {}
 machine a wall figure waits for other work; the CPU figure is what the call itself costs."""
 
 
+STATEMENTS: dict[str, list[int]] = {}
+"""Statements each timed call sent to DuckDB through ``Recon.execute`` (every read and write of the library)."""
+_SENT = [0]
+
+
+def count_statements() -> None:
+    """Count what ``Recon.execute`` runs (the bench's own instrument, installed once)."""
+    from recon.services import Recon
+
+    execute = Recon.execute
+
+    def counted(self, sql, params=()):  # type: ignore[no-untyped-def]
+        _SENT[0] += 1
+        return execute(self, sql, params)
+
+    Recon.execute = counted  # type: ignore[method-assign]
+
+
 def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    sent = _SENT[0]
     start, cpu = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
-    CPU.setdefault(getattr(fn, "__name__", "call"), []).append(time.process_time() - cpu)
+    name = getattr(fn, "__name__", "call")
+    CPU.setdefault(name, []).append(time.process_time() - cpu)
+    STATEMENTS.setdefault(name, []).append(_SENT[0] - sent)
     return result, time.perf_counter() - start
 
 
@@ -141,6 +162,8 @@ def summary(name: str, times: list[float], unit: float = 1000.0, label: str = "m
     times = sorted(times)
     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
     spent = f", CPU median {statistics.median(CPU[cpu]) * unit:7.1f} {label}" if cpu in CPU else ""
+    if cpu in STATEMENTS:
+        spent += f", {statistics.median(STATEMENTS[cpu]):.0f} statements"
     print(
         f"{name:<38} median {statistics.median(times) * unit:8.1f} {label}, p95 {p95 * unit:8.1f} {label}{spent}, "
         f"n={len(times)}  (load {load_avg()})"
@@ -152,6 +175,7 @@ def bench_ledger(db: Path, repeat: int) -> None:
     from recon.model import PaymentMethod, PaymentRequest
     from recon.services import Recon
 
+    count_statements()
     recon = Recon.open(db)
     try:
         count = recon.one("SELECT count(*) FROM invoices")[0]  # type: ignore[index]
