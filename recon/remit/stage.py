@@ -171,19 +171,21 @@ class Stager:
         first = self.seqs.get(st, 0)
         self.seqs[st] = first + len(claims)
         days = _DAYS
+        st_text = f"{st}\x1f"
         for seq, claim in enumerate(claims, start=first + 1):
             ci += 1
             refs.append((st, seq, claim))
             claim_lines = claim.lines
+            key = f"{ci}\x1f"  # each number is formatted once, however many rows begin with it
             # !s: str() of a Decimal is what format() gives it, at a quarter of the cost
             rows.append(
-                f"{ci}\x1f{st}\x1f{seq}\x1f{claim.claim_id}\x1f{claim.status}\x1f{claim.charge!s}\x1f"
+                f"{key}{st_text}{seq}\x1f{claim.claim_id}\x1f{claim.status}\x1f{claim.charge!s}\x1f"
                 f"{claim.paid!s}\x1f{claim.patient_responsibility!s}\x1f{claim.payer_control_number}\x1f"
                 f"{claim.patient_name}\x1f{len(claim_lines)}"
             )
             for adj in claim.adjustments:
                 k += 1
-                cas.append(f"{k}\x1f{ci}\x1f0\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount!s}")
+                cas.append(f"{k}\x1f{key}0\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount!s}")
             for number, line in enumerate(claim_lines, start=1):
                 day = line.service_date
                 if day is None:
@@ -193,14 +195,15 @@ class Stager:
                     if day_text is None:
                         day_text = _day_text(day)
                 modifiers = line.modifiers
+                line_key = f"{key}{number}\x1f"
                 lines.append(
-                    f"{ci}\x1f{number}\x1f{line.procedure_code.upper()}\x1f"
+                    f"{line_key}{line.procedure_code.upper()}\x1f"
                     f"{':'.join(modifiers) if modifiers else ''}\x1f{line.charge!s}\x1f{line.paid!s}\x1f"
                     f"{line.units!s}\x1f{line.billed_code}\x1f{day_text}"
                 )
                 for adj in line.adjustments:
                     k += 1
-                    cas.append(f"{k}\x1f{ci}\x1f{number}\x1f{adj.group}\x1f{adj.reason}\x1f{adj.amount!s}")
+                    cas.append(f"{k}\x1f{line_key}{adj.group}\x1f{adj.reason}\x1f{adj.amount!s}")
         self.claims, self.cas = ci, k
         if ci - self.loaded >= self.chunk_rows:
             self._submit()
