@@ -191,17 +191,20 @@ def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | Non
     row = con.execute("SELECT current_setting('memory_limit')").fetchone()
     session = str(row[0]) if row else None
     try:
-        con.execute(f"SET memory_limit = '{limit}'")
-    except duckdb.OutOfMemoryException:  # DuckDB already holds more than that: post with the session's limit
-        return post(prepared)
-    try:
         try:
-            return post(prepared)
-        except duckdb.OutOfMemoryException:
-            if session is None:
-                raise
+            con.execute(f"SET memory_limit = '{limit}'")
+        except duckdb.OutOfMemoryException:  # DuckDB holds more than that already (the limit may still be set)
+            pass
+        else:
+            try:
+                return post(prepared)
+            except duckdb.OutOfMemoryException:
+                if session is None:
+                    raise
+                prepared = None
+        if session is not None:
             con.execute(f"SET memory_limit = '{session}'")
-            return post(None)
+        return post(prepared)
     finally:
         if session is not None:
             con.execute(f"SET memory_limit = '{session}'")

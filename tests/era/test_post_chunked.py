@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from recon.cli import main
-from recon.remit.post import FileOutcome, post_file
+from recon.remit.post import FileOutcome, post_file, post_remittances
 from recon.services import Recon
 from tests.conftest import PRACTICE, write_practice
 from tests.era.conftest import assert_invariant
@@ -243,3 +243,23 @@ def test_small_chunks_and_pieces_post_what_one_chunk_posts(
         again = post_file(recon, paths[1], "ana", chunk_rows=chunk_rows, piece=piece)
     assert again.status == "already_posted"
     assert dump(pieces) == after
+
+
+def test_each_file_of_a_batch_that_outgrows_the_posting_limit_is_posted_again_alone(tmp_path: Path) -> None:
+    """A batch posts every file with DuckDB held to the posting's limit; a file that runs out of it is
+    rolled back and posted again with the session's limit, the files before it staying posted, and the
+    session keeps its own limit afterwards."""
+    folder = write_practice(tmp_path / "practice", CHUNKED)
+    db = tmp_path / "batch.duckdb"
+    assert main(["load", str(folder), "--db", str(db)]) == 0
+    paths = balanced(files(tmp_path))
+    with Recon.open(db) as recon:
+        limit = float(recon.one("SELECT current_setting('memory_limit')")[0].split()[0])  # MiB
+        report = post_remittances(recon, paths, "ana", memory_limit="2MB")  # no posting fits in 2 MB
+        assert [f.status for f in report.files] == ["posted", "posted", "posted"], [f.message for f in report.files]
+        # the session's own limit again (as its text rounds, within 1 MiB), not the posting's 2 MB
+        assert abs(float(recon.one("SELECT current_setting('memory_limit')")[0].split()[0]) - limit) < 1
+        assert recon.one("SELECT count(*) FROM remittances") == (3,)
+        assert_invariant(recon)
+        again = post_remittances(recon, paths, "ana", memory_limit="2MB")
+    assert [f.status for f in again.files] == ["already_posted"] * 3
