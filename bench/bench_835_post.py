@@ -295,6 +295,7 @@ def million_child(practice: Path, files: list[Path]) -> None:
     report = post_remittances(recon, files, "ana", progress=progress)
     elapsed = time.perf_counter() - start
     claims = recon.one("SELECT count(*) FROM remit_claims")[0]
+    posting_peak = peak_mb()
     start = time.perf_counter()
     recon.close()
     closing = time.perf_counter() - start
@@ -313,7 +314,8 @@ def million_child(practice: Path, files: list[Path]) -> None:
     print(
         "  RSS after file "
         + ", ".join(f"{k}: {rss[k - 1]:.0f} MB" for k in marks)
-        + f"; peak {peak_mb():.0f} MB; reader process peak {reader:.0f} MB"
+        + f"; peak {peak_mb():.0f} MB ({posting_peak:.0f} MB before the checkpoint at close); "
+        f"reader process peak {reader:.0f} MB"
     )
     print("  seconds per file " + ", ".join(f"{k}: {seconds[k - 1]:.2f}" for k in marks) + f"; {load()}")
     print("  per file (s): " + " ".join(f"{v:.2f}" for v in seconds))

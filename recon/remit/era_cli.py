@@ -28,9 +28,9 @@ REMITTANCE_COLUMNS = (
     "deposit_id",
     "file_name",
 )
-ERA_MEMORY_LIMIT = "100MB"
-"""DuckDB's share while ``recon era`` posts a file, one file at a time (recon.remit.post.POST_MEMORY_LIMIT:
-not imported here, so that ``recon validate`` does not load DuckDB)."""
+ERA_MEMORY_LIMIT = "auto"
+"""DuckDB's share while ``recon era`` posts a file: by the file's size (recon.remit.post.AUTO, not imported
+here, so that ``recon validate`` does not load DuckDB)."""
 EXCEPTION_COLUMNS = ("exception_id", "kind", "status", "trace_number", "payer_id", "claim_id", "amount", "reason")
 
 

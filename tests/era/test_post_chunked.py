@@ -263,3 +263,17 @@ def test_each_file_of_a_batch_that_outgrows_the_posting_limit_is_posted_again_al
         assert_invariant(recon)
         again = post_remittances(recon, paths, "ana", memory_limit="2MB")
     assert [f.status for f in again.files] == ["already_posted"] * 3
+
+
+def test_memory_limit_by_file_size(tmp_path: Path) -> None:
+    """AUTO holds a large file's posting to 100 MB (flat memory) and a small one to 150 MB (a batch's speed)."""
+    from recon.remit.post import AUTO, LARGE_FILE, POST_MEMORY_LIMIT, SMALL_FILE_MEMORY_LIMIT, _limit_for
+
+    small, large = tmp_path / "small.835", tmp_path / "large.835"
+    small.write_text("ISA")
+    with large.open("wb") as fh:  # sparse: the size is what counts
+        fh.truncate(LARGE_FILE + 1)
+    assert _limit_for(small, AUTO) == SMALL_FILE_MEMORY_LIMIT == "150MB"
+    assert _limit_for(large, AUTO) == POST_MEMORY_LIMIT == "100MB"
+    assert _limit_for(tmp_path / "missing.835", AUTO) == POST_MEMORY_LIMIT
+    assert _limit_for(large, "2MB") == "2MB" and _limit_for(small, None) is None
