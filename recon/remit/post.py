@@ -60,16 +60,14 @@ near it whatever the file's size; the process's RSS is about 2-3 times DuckDB's 
 and posted again with the session's limit (:func:`_within_memory`): one file at a time,
 so in a batch the files before it stay posted and the next ones get it again.
 
-Peak RSS of ``recon era`` (2026-12-02): 10 MB file 252-261 MB before, 221 MB now; 100 MB
-file 316 MB with 150 MB and whole-file statements, 283 MB now; 300 MB file 604 MB (it ran
-out of 150 MB and was posted again at 300 MB), 308 MB now. The million-claim batch
-(``post_remittances`` over 32 files) peaked at ~505 MB with the session's 300 MB, 324 MB
-now. CPU is unchanged for one file; a batch's posting process spends ~20% more (8 files:
-18.4 s with the session's limit, 22.6 s with 100 MB, 17.2 s with 150 MB at 264 MB)."""
+Peak RSS of ``recon era`` (2026-12-02, docs/benchmarks.md): 100 MB file 316 MB with 150 MB and
+whole-file statements, 283-291 MB at 100 MB in pieces; 300 MB file 604 MB (it ran out of 150 MB and
+was posted again at 300 MB), 308 MB at 100 MB in pieces. A batch's posting process spends ~20% more
+CPU at 100 MB than at 150 MB (8 files: 22.6 against 17.2 s), hence :data:`SMALL_FILE_MEMORY_LIMIT`."""
 SMALL_FILE_MEMORY_LIMIT = "150MB"
 """DuckDB's limit for a file of at most :data:`LARGE_FILE`: such a file posts as fast as with the session's
-limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 2026-12-02 on a quiet
-machine), and its process stays far below 300 MB (10 MB file: 257-270 MB at 150 MB)."""
+limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 91-104 s at 150 MB,
+2026-12-02 on a quiet machine), and its process stays below 300 MB (10 MB file: 260 MB at 150 MB)."""
 LARGE_FILE = 32 * 1024 * 1024
 AUTO = "auto"
 """``memory_limit`` by each file's size: :data:`POST_MEMORY_LIMIT` or :data:`SMALL_FILE_MEMORY_LIMIT`."""
