@@ -1,7 +1,8 @@
 """BAI2 bank files: exactly the deposits, and nothing that is not one (issue 13).
 
 The files directly in ``data/`` are written by hand for these tests (the public
-samples are in ``data/public/``, checked by ``test_bai2_public.py``); each has correct control totals and record counts, worked out by hand:
+samples are in ``data/public/``, checked by ``test_bai2_public.py``); each has correct
+control totals and record counts, worked out by hand:
 ``same_account_twice.bai`` (one account listed twice, details without a bank
 reference, two identical credits), ``not_deposits.bai`` (sweeps, interest, a loan,
 returns, a total and a debit beside two deposits), ``wrapped_trace.txt`` (a trace
