@@ -298,23 +298,10 @@ class Recon:
         query's three groupings, joins and sort cost more than the two reads themselves.
         """
         invoices = self._rows(queries.client_invoices_sql(), [client_id])
-        moves = self._rows(queries.client_moves_sql(), [client_id]) if invoices else []
-        # per invoice: client due delta, ins due delta, client paid, ins paid, ins adjusted
-        sums: dict[str, list[Decimal]] = {}
-        for invoice_id, what, amount, ins_delta in moves:
-            totals = sums.setdefault(invoice_id, [ZERO, ZERO, ZERO, ZERO, ZERO])
-            if what == queries.CLIENT_MOVE_DUE:
-                totals[0] += amount
-                totals[1] += ins_delta
-            elif what == queries.CLIENT_MOVE_CLIENT_PAID:
-                totals[2] += amount
-            elif what == queries.CLIENT_MOVE_INS_PAID:
-                totals[3] += amount
-            else:
-                totals[4] += amount
+        sums = self._client_moves(client_id) if invoices else {}
         rows = []
         for invoice_id, service_date, service_code, fee, client_due, ins_due, payer_id, claim_id in invoices:
-            c_delta, i_delta, c_paid, i_paid, adjusted = sums.get(invoice_id) or (ZERO,) * 5
+            c_delta, i_delta, c_paid, i_paid, adjusted = sums.get(invoice_id, _NO_MOVES)
             client_amt_due, ins_amt_due = client_due + c_delta, ins_due + i_delta
             rows.append(
                 LedgerRow(
@@ -362,17 +349,8 @@ class Recon:
         invoices = self._rows(queries.client_open_sql(), [cid])
         if not invoices:
             return []
-        moves = self._rows(queries.client_moves_sql(), [cid])
-        moved: dict[str, Decimal] = {}
-        for invoice_id, what, amount, ins_delta in moves:
-            if what == queries.CLIENT_MOVE_DUE:
-                moved[invoice_id] = moved.get(invoice_id, ZERO) + ins_delta
-            elif what in (queries.CLIENT_MOVE_INS_PAID, queries.CLIENT_MOVE_ADJUSTED):
-                moved[invoice_id] = moved.get(invoice_id, ZERO) - amount
-        last: dict[str, int] = {}
-        for invoice_id, priority, reversed_ in self._rows(queries.client_adjudicated_sql(), [cid]):
-            if not reversed_:
-                last[invoice_id] = max(priority, last.get(invoice_id, priority))
+        sums = self._client_moves(cid)
+        last: dict[str, int] = dict(self._rows(queries.client_adjudicated_sql(), [cid]))
         due_from: dict[str, str] = {}
         if last:
             ranked = sorted((_due_rank(p.priority), p.payer_id) for p in client.policies)
@@ -382,12 +360,16 @@ class Recon:
                     due_from[invoice_id] = following[0]
         rows = [
             OpenInvoice(
-                invoice_id, service_date, payer_id, ins_due + moved.get(invoice_id, ZERO), due_from.get(invoice_id)
+                invoice_id, service_date, payer_id, _ins_open(ins_due, sums.get(invoice_id)), due_from.get(invoice_id)
             )
             for invoice_id, service_date, payer_id, ins_due in invoices
         ]
         rows.sort(key=lambda r: (r.service_date, r.invoice_id))
         return rows
+
+    def _client_moves(self, client_id: str) -> dict[str, tuple[Decimal, ...]]:
+        """Per invoice of the client with entries: the sums of :func:`queries.client_moves_sql`."""
+        return {r[0]: tuple(r[1:]) for r in self._rows(queries.client_moves_sql(), [client_id])}
 
     def _plan(self, client: Client, policy: Policy, request: PaymentRequest) -> Plan:
         return plan_insurance_payment(
@@ -803,14 +785,26 @@ EOB_NOTE = "paper EOB"
 """The note on the adjustments a paper EOB wrote (what a void of its payment negates)."""
 
 
+_RANKS = {"primary": 1, "secondary": 2, "tertiary": 3}
+_NO_MOVES = (ZERO,) * 5
+
+
 def _rank(priority: str) -> int:
     """A policy's rank in the client's chain, as recon.remit.match.RANK_SQL ranks it."""
-    return {"primary": 1, "secondary": 2, "tertiary": 3}.get(priority.strip().lower(), 9)
+    return _RANKS.get(priority.strip().lower(), 9)
 
 
 def _due_rank(priority: str) -> int:
     """A policy's place in the chain as :func:`recon.store.queries.due_from_sql` ranks it (no strip)."""
-    return {"primary": 1, "secondary": 2, "tertiary": 3}.get(priority.lower(), 9)
+    return _RANKS.get(priority.lower(), 9)
+
+
+def _ins_open(ins_due: Decimal, moves: tuple[Decimal, ...] | None) -> Decimal:
+    """Ins Amt Due as billed, moved by due changes, less Ins Amt Paid and Ins Adjusted."""
+    if moves is None:
+        return ins_due
+    _c_delta, i_delta, _c_paid, i_paid, adjusted = moves
+    return ins_due + i_delta - i_paid - adjusted
 
 
 def _eob_audit(eob: EobPlan) -> dict[str, Any]:

@@ -109,35 +109,41 @@ def client_open_sql() -> str:
 
 
 def client_adjudicated_sql() -> str:
-    """Client ``$1``'s adjudications by a payer (priority above 0), each with whether a claim
-    posting reversed it: what :func:`due_from_sql` reads, for a caller that ranks the payers itself."""
+    """Client ``$1``'s invoices a payer (priority above 0) adjudicated, each with the highest priority
+    among its adjudications no claim posting reversed: what :func:`due_from_sql` reads, for a caller
+    that ranks the payers itself."""
     return """
-    SELECT invoice_id, priority,
-           claim_posting_id IN (SELECT original FROM adjudication_reversals) AS reversed
-    FROM adjudications WHERE client_id = $1 AND priority > 0
+    SELECT invoice_id, max(priority)
+    FROM adjudications a
+    WHERE client_id = $1 AND priority > 0
+      AND NOT EXISTS (SELECT 1 FROM adjudication_reversals r WHERE r.original = a.claim_posting_id)
+    GROUP BY invoice_id
     """
-
-
-CLIENT_MOVE_DUE, CLIENT_MOVE_CLIENT_PAID, CLIENT_MOVE_INS_PAID, CLIENT_MOVE_ADJUSTED = 0, 1, 2, 3
-"""What a row of :func:`client_moves_sql` moves: both amounts due, Client or Ins Amt Paid, Ins Adjusted."""
 
 
 def client_moves_sql() -> str:
-    """Client ``$1``'s entries that move a Client Ledger amount, one row each: (invoice_id, what it
-    moves (the ``CLIENT_MOVE_*`` numbers), amount, Ins Amt Due delta for a due change).
+    """Client ``$1``'s entries summed per invoice that has any: (invoice_id, Client Amt Due delta,
+    Ins Amt Due delta, Client Amt Paid, Ins Amt Paid, Ins Adjusted), exact DECIMAL sums.
 
-    The rows :func:`ledger_sql` sums per invoice for a ``client_id`` filter (due changes, client
-    and insurance allocations, written-off adjustments), for a caller that sums them itself.
+    The sums :func:`ledger_sql` makes for a ``client_id`` filter (due changes, client and
+    insurance allocations, written-off adjustments), without its joins to the invoices and
+    its sort: the caller adds them to :func:`client_invoices_sql`'s rows itself.
     """
-    return f"""
-    SELECT invoice_id, {CLIENT_MOVE_DUE} AS moves, client_amt_due_delta AS amount, ins_amt_due_delta AS ins_delta
-    FROM due_changes WHERE client_id = $1
-    UNION ALL
-    SELECT invoice_id,
-           CASE kind WHEN 'client' THEN {CLIENT_MOVE_CLIENT_PAID} ELSE {CLIENT_MOVE_INS_PAID} END, amount, NULL
-    FROM allocations WHERE client_id = $1 AND kind IN ('client', 'insurance')
-    UNION ALL
-    SELECT invoice_id, {CLIENT_MOVE_ADJUSTED}, amount, NULL FROM adjustments WHERE client_id = $1 AND written_off
+    return """
+    SELECT invoice_id, coalesce(sum(c_due), 0), coalesce(sum(i_due), 0), coalesce(sum(c_paid), 0),
+           coalesce(sum(i_paid), 0), coalesce(sum(adjusted), 0)
+    FROM (
+        SELECT invoice_id, client_amt_due_delta AS c_due, ins_amt_due_delta AS i_due,
+               NULL AS c_paid, NULL AS i_paid, NULL AS adjusted
+        FROM due_changes WHERE client_id = $1
+        UNION ALL
+        SELECT invoice_id, NULL, NULL, CASE WHEN kind = 'client' THEN amount END,
+               CASE WHEN kind = 'insurance' THEN amount END, NULL
+        FROM allocations WHERE client_id = $1 AND kind IN ('client', 'insurance')
+        UNION ALL
+        SELECT invoice_id, NULL, NULL, NULL, NULL, amount FROM adjustments WHERE client_id = $1 AND written_off
+    )
+    GROUP BY invoice_id
     """
 
 
