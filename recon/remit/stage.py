@@ -274,11 +274,12 @@ class Stager:
             files = {}
         self.load_files(chunk.lo, chunk.hi, files)
 
-    def load_files(self, lo: int, hi: int, files: dict[str, str | bytes]) -> None:
+    def load_files(self, lo: int, hi: int, files: dict[str, str | bytes], *, after: bool = True) -> None:
         """Load a chunk's text files (claims ``lo < ci <= hi``), run ``after`` on it, remove the files.
 
         A value that is bytes is the text itself (a reader process kept it in memory):
-        it is written to an in-memory file here.
+        it is written to an in-memory file here. ``after=False``: load only; the caller
+        runs ``after`` once over several chunks (:meth:`run_after`).
         """
         paths: dict[str, str] = {}
         try:
@@ -287,13 +288,18 @@ class Stager:
             statements = [
                 f"INSERT INTO {table} SELECT * FROM {_read_csv(path, TABLES[table])}" for table, path in paths.items()
             ]
-            if self.after is not None and hi > lo:
+            if after and self.after is not None and hi > lo:
                 statements.append(self.after(lo, hi))
             if statements:
                 self.con.execute(";\n".join(statements))
         finally:
             for path in paths.values():
                 self._discard(path)
+
+    def run_after(self, lo: int, hi: int) -> None:
+        """Run ``after`` on claims ``lo < ci <= hi``, all loaded already."""
+        if self.after is not None and hi > lo:
+            self.con.execute(self.after(lo, hi))
 
     def flush(self) -> None:
         """Load everything still buffered."""
