@@ -64,6 +64,13 @@ Peak RSS of ``recon era`` (2026-12-02, docs/benchmarks.md): 100 MB file 316 MB w
 whole-file statements, 283-291 MB at 100 MB in pieces; 300 MB file 604 MB (it ran out of 150 MB and
 was posted again at 300 MB), 308 MB at 100 MB in pieces. A batch's posting process spends ~20% more
 CPU at 100 MB than at 150 MB (8 files: 22.6 against 17.2 s), hence :data:`SMALL_FILE_MEMORY_LIMIT`."""
+STAGE_MEMORY_LIMIT = "80MB"
+"""DuckDB's limit while a file larger than :data:`LARGE_FILE` is read and staged (its finish then gets
+:data:`POST_MEMORY_LIMIT`). Staging works a chunk at a time and its tables spill (a 300 MB file ends its staging
+with 23 MB of them in memory and 607 MB in temp files), so it needs little; the reading's own Python memory
+comes on top of it there, and that was the process's peak. 300 MB file, RSS sampled every 50 ms: staging 314 MiB
+at 100 MB, 276-278 MiB at 80 MB, with the finish at 100 MB peaking at 272 MiB either way and the same time
+(2026-12-02). At 64 MB a chunk's statements ran out of it (the file was posted again at the session's limit)."""
 SMALL_FILE_MEMORY_LIMIT = "150MB"
 """DuckDB's limit for a file of at most :data:`LARGE_FILE`: such a file posts as fast as with the session's
 limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 91-104 s at 150 MB,
@@ -180,8 +187,9 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
         return report
     for done, path in enumerate(paths, start=1):
         limit = _limit_for(path, memory_limit)
-        report.files.append(_within_memory(recon, limit, lambda prepared, p=path: post_file(
-            recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=prepared)))
+        report.files.append(_within_memory(recon, limit, lambda prepared, stage, p=path: post_file(
+            recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=prepared, stage_limit=stage),
+            stage_limit=_stage_limit_for(path, memory_limit)))
         if progress is not None:
             progress(done, len(paths), str(path))
     return report
@@ -198,9 +206,15 @@ def _limit_for(path: str | os.PathLike[str], limit: str | None) -> str | None:
     return POST_MEMORY_LIMIT if large else SMALL_FILE_MEMORY_LIMIT
 
 
-def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None], FileOutcome],
-                   prepared: Prepared | None = None) -> FileOutcome:
-    """``post(prepared)`` with DuckDB held to ``limit``; out of it, ``post(None)`` with the session's limit.
+def _stage_limit_for(path: str | os.PathLike[str], limit: str | None) -> str | None:
+    """DuckDB's limit while ``path`` is staged: :data:`STAGE_MEMORY_LIMIT` for a large file under :data:`AUTO`."""
+    return STAGE_MEMORY_LIMIT if limit == AUTO and _limit_for(path, limit) == POST_MEMORY_LIMIT else None
+
+
+def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None, str | None], FileOutcome],
+                   prepared: Prepared | None = None, *, stage_limit: str | None = None) -> FileOutcome:
+    """``post(prepared, stage_limit)`` with DuckDB held to ``limit`` (and to ``stage_limit`` while the file is
+    staged); out of it, ``post(None, None)`` with the session's limit.
 
     A file is posted in one transaction, rolled back whenever it fails, so a posting
     that runs out of memory (e.g. indexes DuckDB cannot spill) has written nothing and
@@ -208,7 +222,7 @@ def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | Non
     by the first attempt). The session's limit is set back afterwards, whatever happens.
     """
     if not limit:
-        return post(prepared)
+        return post(prepared, None)
     import duckdb
 
     con = recon.con
@@ -221,14 +235,14 @@ def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | Non
             pass
         else:
             try:
-                return post(prepared)
+                return post(prepared, stage_limit)
             except duckdb.OutOfMemoryException:
                 if session is None:
                     raise
                 prepared = None
         if session is not None:
             con.execute(f"SET memory_limit = '{session}'")
-        return post(prepared)
+        return post(prepared, None)
     finally:
         if session is not None:
             con.execute(f"SET memory_limit = '{session}'")
@@ -287,8 +301,9 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
             submit(i + 2)
             try:
                 limit = _limit_for(path, memory_limit)
-                report.files.append(_within_memory(recon, limit, lambda ready, p=path: post_file(
-                    recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=ready), prepared))
+                report.files.append(_within_memory(recon, limit, lambda ready, stage, p=path: post_file(
+                    recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=ready, stage_limit=stage),
+                    prepared, stage_limit=_stage_limit_for(path, memory_limit)))
             finally:
                 if i in folders:
                     shutil.rmtree(folders.pop(i), ignore_errors=True)
@@ -305,7 +320,8 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
 
 def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run: bool = False,
               write_off: Iterable[str] = DEFAULT_WRITE_OFF, prepared: Prepared | None = None,
-              stream: bool = True, chunk_rows: int | None = None, piece: int | None = None) -> FileOutcome:
+              stream: bool = True, chunk_rows: int | None = None, piece: int | None = None,
+              stage_limit: str | None = None) -> FileOutcome:
     """One file, one transaction (see the module docstring for the steps).
 
     ``prepared``: the file as a reader process read and formatted it (a batch); when
@@ -314,7 +330,8 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
     ``stream=False``: read a whole transaction at a time (the fallback of a streamed read).
     ``chunk_rows``, ``piece``: claims a staged chunk holds, and claims or invoices one statement
     of the finish takes (defaults :data:`recon.remit.stage.CHUNK_ROWS`, ``Poster.PIECE``);
-    tests make them small, the outcome does not depend on them.
+    tests make them small, the outcome does not depend on them. ``stage_limit``: DuckDB's memory limit while
+    the file is read and staged (:data:`STAGE_MEMORY_LIMIT`); the limit before it is set back for the finish.
     """
     if prepared is not None and prepared.in_process:
         prepared = None
@@ -324,17 +341,19 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
     outcome = FileOutcome(name, "posted")
     con = recon.con
     marked = contextlib.nullcontext() if dry_run else posting_marked(con, f"posting {name}")
-    with _single_threaded(con) as threads, marked:  # the marker: a posting cut short is cleaned up at the next open
+    # the marker: a posting cut short is cleaned up at the next open
+    with _limit_kept(con, stage_limit), _single_threaded(con) as threads, marked:
         db.begin(con)
         stager: Stager | None = None
         try:
             poster = Poster(con, user_id=user_id, stamp=now(), write_off=write_off, piece=piece)
             poster.prepare()
             stager = Stager(con, after=poster.chunk, chunk_rows=chunk_rows)
-            if prepared is None:
-                new = _read_and_stage(recon, Path(path), name, stager, outcome, stream)
-            else:
-                new = _stage_prepared(recon, prepared, name, stager, outcome)
+            with _memory_limit(con, stage_limit):
+                if prepared is None:
+                    new = _read_and_stage(recon, Path(path), name, stager, outcome, stream)
+                else:
+                    new = _stage_prepared(recon, prepared, name, stager, outcome)
             if new:
                 _post_staged(recon, poster, outcome, user_id)
             elif outcome.remittance_ids:
@@ -359,13 +378,44 @@ def post_file(recon: Any, path: str | os.PathLike[str], user_id: str, *, dry_run
                 stager.close()
         if reread:
             return post_file(recon, path, user_id, dry_run=dry_run, write_off=write_off, stream=False,
-                             chunk_rows=chunk_rows, piece=piece)
+                             chunk_rows=chunk_rows, piece=piece, stage_limit=stage_limit)
         if dry_run or outcome.status != "posted":
             db.rollback(con)
         else:
             con.execute(f"SET threads = {threads}")  # a commit that checkpoints does it on every thread
             db.commit(con)
     return outcome
+
+
+def _current_limit(con: Any) -> str | None:
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    return str(row[0]) if row else None
+
+
+@contextlib.contextmanager
+def _memory_limit(con: Any, limit: str | None) -> Iterator[None]:
+    """DuckDB held to ``limit`` (None: as it is) inside the posting's transaction, the limit before it set back
+    when the block ends well. A failed transaction accepts no SET until it is rolled back, so after an error
+    :func:`_limit_kept`, outside the transaction, sets it back."""
+    if not limit:
+        yield
+        return
+    before = _current_limit(con)
+    con.execute(f"SET memory_limit = '{limit}'")
+    yield
+    if before is not None:
+        con.execute(f"SET memory_limit = '{before}'")
+
+
+@contextlib.contextmanager
+def _limit_kept(con: Any, limit: str | None) -> Iterator[None]:
+    """The memory limit as it was before a posting that may change it (``limit`` set), whatever happens."""
+    before = _current_limit(con) if limit else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            con.execute(f"SET memory_limit = '{before}'")
 
 
 @contextlib.contextmanager

@@ -277,3 +277,48 @@ def test_memory_limit_by_file_size(tmp_path: Path) -> None:
     assert _limit_for(large, AUTO) == POST_MEMORY_LIMIT == "100MB"
     assert _limit_for(tmp_path / "missing.835", AUTO) == POST_MEMORY_LIMIT
     assert _limit_for(large, "2MB") == "2MB" and _limit_for(small, None) is None
+
+
+def test_staging_limit_holds_while_staging_and_is_set_back(tmp_path: Path) -> None:
+    """A large file is staged with DuckDB at STAGE_MEMORY_LIMIT and finished at the posting's limit; a
+    staging that runs out of it writes nothing, and the limit before the posting is set back either way."""
+    import duckdb
+
+    from recon.remit import post as posting
+    from recon.remit.post import AUTO, LARGE_FILE, STAGE_MEMORY_LIMIT, _stage_limit_for
+
+    small, large = tmp_path / "small.835", tmp_path / "large.835"
+    small.write_text("ISA")
+    with large.open("wb") as fh:
+        fh.truncate(LARGE_FILE + 1)
+    assert _stage_limit_for(large, AUTO) == STAGE_MEMORY_LIMIT == "80MB"
+    assert _stage_limit_for(small, AUTO) is None and _stage_limit_for(large, "2MB") is None
+
+    folder = write_practice(tmp_path / "practice", CHUNKED)
+    db = tmp_path / "stage.duckdb"
+    assert main(["load", str(folder), "--db", str(db)]) == 0
+    paths = balanced(files(tmp_path))
+    seen: list[str] = []
+    finish = posting.Poster.finish
+
+    def mib(con: Any) -> float:  # the limit as DuckDB shows it, which rounds (within 0.1 MiB when set back)
+        return float(con.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()[0])
+
+    def watched(self: Any) -> None:  # the finish sees the limit from before the staging again
+        seen.append(mib(self.con))
+        finish(self)
+
+    with Recon.open(db) as recon:
+        limit = mib(recon.con)
+        with pytest.raises(duckdb.OutOfMemoryException):  # no staging fits in 1 MB
+            post_file(recon, paths[0], "ana", stage_limit="1MB")
+        assert abs(mib(recon.con) - limit) < 0.2
+        assert recon.one("SELECT count(*) FROM remittances") == (0,)
+        posting.Poster.finish = watched  # type: ignore[method-assign]
+        try:
+            outcome = post_file(recon, paths[0], "ana", stage_limit="64MB")
+        finally:
+            posting.Poster.finish = finish  # type: ignore[method-assign]
+        assert outcome.status == "posted" and len(seen) == 1 and abs(seen[0] - limit) < 0.2
+        assert abs(mib(recon.con) - limit) < 0.2
+        assert_invariant(recon)
