@@ -62,7 +62,8 @@ so in a batch the files before it stay posted and the next ones get it again.
 
 Peak RSS of ``recon era`` (2026-12-02, docs/benchmarks.md): 100 MB file 316 MB with 150 MB and
 whole-file statements, 283-291 MB at 100 MB in pieces; 300 MB file 604 MB (it ran out of 150 MB and
-was posted again at 300 MB), 308 MB at 100 MB in pieces. A batch's posting process spends ~20% more
+was posted again at 300 MB), 308 MB at 100 MB in pieces, 273.5 MiB with its staging at
+:data:`STAGE_MEMORY_LIMIT` (`/usr/bin/time -v`, later that day). A batch's posting process spends ~20% more
 CPU at 100 MB than at 150 MB (8 files: 22.6 against 17.2 s), hence :data:`SMALL_FILE_MEMORY_LIMIT`."""
 STAGE_MEMORY_LIMIT = "80MB"
 """DuckDB's limit while a file larger than :data:`LARGE_FILE` is read and staged (its finish then gets
