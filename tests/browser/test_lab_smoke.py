@@ -34,7 +34,9 @@ slider = w.IntSlider(value=3, min=0, max=10, description="Amount")
 button = w.Button(description="Apply")
 label = w.Label(value="nothing yet")
 button.on_click(lambda _b: setattr(label, "value", f"slider is {slider.value}"))
-w.VBox([slider, button, label])
+seen = w.Label(value="kernel has 3")  # the slider's value as the kernel has it
+slider.observe(lambda ch: setattr(seen, "value", f"kernel has {ch['new']}"), "value")
+w.VBox([slider, button, label, seen])
 """,
     # The controls the Accept Payment form uses, to pin down their selectors.
     """\
@@ -114,6 +116,9 @@ def test_widgets_render_and_react(page: Page, lab_server: LabServer) -> None:
     handle.press("ArrowRight")
     handle.press("ArrowRight")
     expect(panel.locator(".widget-slider .widget-readout")).to_have_text("5")
+    # The browser sends a slider's moves to the kernel a little later (throttled); Apply reads
+    # the kernel's value, so it is clicked once the kernel has the 5 (a click before read 4).
+    expect(panel.locator(".widget-label", has_text="kernel has")).to_have_text("kernel has 5")
     panel.get_by_role("button", name="Apply").click()
     expect(panel.locator(".widget-label", has_text="slider is")).to_have_text("slider is 5")
 
