@@ -215,7 +215,8 @@ def _stage_limit_for(path: str | os.PathLike[str], limit: str | None) -> str | N
 def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None, str | None], FileOutcome],
                    prepared: Prepared | None = None, *, stage_limit: str | None = None) -> FileOutcome:
     """``post(prepared, stage_limit)`` with DuckDB held to ``limit`` (and to ``stage_limit`` while the file is
-    staged); out of it, ``post(None, None)`` with the session's limit.
+    staged); out of it, ``post(None, None)`` at ``limit`` throughout (when there was a ``stage_limit``), then
+    with the session's limit.
 
     A file is posted in one transaction, rolled back whenever it fails, so a posting
     that runs out of memory (e.g. indexes DuckDB cannot spill) has written nothing and
@@ -238,9 +239,15 @@ def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | Non
             try:
                 return post(prepared, stage_limit)
             except duckdb.OutOfMemoryException:
-                if session is None:
+                if session is None and not stage_limit:
                     raise
                 prepared = None
+            if stage_limit:  # one step up before the session's limit: the staging's own limit was the tight one
+                try:
+                    return post(None, None)
+                except duckdb.OutOfMemoryException:
+                    if session is None:
+                        raise
         if session is not None:
             con.execute(f"SET memory_limit = '{session}'")
         return post(prepared, None)

@@ -322,3 +322,31 @@ def test_staging_limit_holds_while_staging_and_is_set_back(tmp_path: Path) -> No
         assert outcome.status == "posted" and len(seen) == 1 and abs(seen[0] - limit) < 0.2
         assert abs(mib(recon.con) - limit) < 0.2
         assert_invariant(recon)
+
+
+def test_a_staging_out_of_its_limit_is_posted_again_at_the_posting_limit_first(tmp_path: Path) -> None:
+    """The retry ladder: staging limit, then the posting's limit throughout, then the session's."""
+    import duckdb
+
+    from recon.remit.post import _within_memory
+
+    with Recon.open(tmp_path / "ladder.duckdb") as recon:
+        def mib() -> float:
+            return float(recon.one("SELECT current_setting('memory_limit')")[0].split()[0])
+
+        session = mib()
+        for failures, expected in ((1, [("80MB", 190.7), (None, 190.7)]),
+                                   (2, [("80MB", 190.7), (None, 190.7), (None, session)])):
+            calls: list[tuple[str | None, float]] = []
+
+            def post(prepared: Any, stage: str | None, failures: int = failures,
+                     calls: list[tuple[str | None, float]] = calls) -> FileOutcome:
+                calls.append((stage, mib()))
+                if len(calls) <= failures:
+                    raise duckdb.OutOfMemoryException("out of memory")
+                return FileOutcome("f.835", "posted")
+
+            assert _within_memory(recon, "200MB", post, stage_limit="80MB").status == "posted"
+            assert [s for s, _ in calls] == [s for s, _ in expected]
+            assert all(abs(m - e) < 0.2 for (_, m), (_, e) in zip(calls, expected, strict=True)), calls
+            assert abs(mib() - session) < 0.2
