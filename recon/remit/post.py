@@ -50,8 +50,8 @@ from recon.store.sql import bind
 DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
 PREVIEW_LIMIT = 2000
 POST_MEMORY_LIMIT = "100MB"
-"""DuckDB's memory limit while a file larger than :data:`LARGE_FILE` is posted (the session's, recon.store's
-300 MB, otherwise; :data:`SMALL_FILE_MEMORY_LIMIT` for a smaller file).
+"""DuckDB's memory limit while a file is posted alone, or a file larger than :data:`LARGE_FILE` in a batch
+(its staging at :data:`STAGE_MEMORY_LIMIT`); :data:`SMALL_FILE_MEMORY_LIMIT` for a smaller file of a batch.
 
 Staging and the posting's finish spill their working tables past it, and the finish's
 large statements take the file in pieces (``Poster.PIECE``), so what a file needs stays
@@ -73,9 +73,11 @@ comes on top of it there, and that was the process's peak. 300 MB file, RSS samp
 at 100 MB, 276-278 MiB at 80 MB, with the finish at 100 MB peaking at 272 MiB either way and the same time
 (2026-12-02). At 64 MB a chunk's statements ran out of it (the file was posted again at the session's limit)."""
 SMALL_FILE_MEMORY_LIMIT = "150MB"
-"""DuckDB's limit for a file of at most :data:`LARGE_FILE`: such a file posts as fast as with the session's
-limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 91-104 s at 150 MB,
-2026-12-02 on a quiet machine), and its process stays below 300 MB (10 MB file: 260 MB at 150 MB)."""
+"""DuckDB's limit for a file of at most :data:`LARGE_FILE` in a batch: such a file posts as fast as with the
+session's limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 91-104 s at
+150 MB, 2026-12-02 on a quiet machine). A file posted alone gets :data:`POST_MEMORY_LIMIT` and the staging limit
+whatever its size: a 10 MB `recon era` peaked at 255-267 MiB at 150 MB, 212-214 MiB at 100/80 MB, 5% slower
+(1.74 against 1.65 s, the same day)."""
 LARGE_FILE = 32 * 1024 * 1024
 PREPARED_MATCH = 48_000
 """Claims of a prepared file (chunks a reader process wrote) matched by one run of the per-chunk statements:
@@ -83,7 +85,8 @@ its chunks are loaded first and matched together, ~3 chunks at a time. The chunk
 Python memory, not DuckDB's, so this process need not match in its steps; a batch's files of ~31,000 claims
 match in one run instead of two or three (the million-claim batch 40.6 -> 37.8 s in process, 2026-12-02)."""
 AUTO = "auto"
-"""``memory_limit`` by each file's size: :data:`POST_MEMORY_LIMIT` or :data:`SMALL_FILE_MEMORY_LIMIT`."""
+"""``memory_limit`` by each file's size and whether it is posted alone: :data:`POST_MEMORY_LIMIT` (staging at
+:data:`STAGE_MEMORY_LIMIT`), or for a file of at most :data:`LARGE_FILE` in a batch :data:`SMALL_FILE_MEMORY_LIMIT`."""
 Progress = Callable[[int, int, str], None]
 
 
@@ -187,19 +190,21 @@ def post_remittances(recon: Any, paths: Sequence[str | os.PathLike[str]], user_i
         _post_pipelined(recon, paths, user_id, dry_run, codes, report, progress, memory_limit)
         return report
     for done, path in enumerate(paths, start=1):
-        limit = _limit_for(path, memory_limit)
+        limit = _limit_for(path, memory_limit, batch=False)
         report.files.append(_within_memory(recon, limit, lambda prepared, stage, p=path: post_file(
             recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=prepared, stage_limit=stage),
-            stage_limit=_stage_limit_for(path, memory_limit)))
+            stage_limit=_stage_limit_for(path, memory_limit, batch=False)))
         if progress is not None:
             progress(done, len(paths), str(path))
     return report
 
 
-def _limit_for(path: str | os.PathLike[str], limit: str | None) -> str | None:
+def _limit_for(path: str | os.PathLike[str], limit: str | None, *, batch: bool) -> str | None:
     """DuckDB's limit for posting ``path``: ``limit`` itself unless it is :data:`AUTO`."""
     if limit != AUTO:
         return limit
+    if not batch:
+        return POST_MEMORY_LIMIT
     try:
         large = os.path.getsize(path) > LARGE_FILE
     except OSError:  # post_file reports the file; the limit does not matter then
@@ -207,9 +212,12 @@ def _limit_for(path: str | os.PathLike[str], limit: str | None) -> str | None:
     return POST_MEMORY_LIMIT if large else SMALL_FILE_MEMORY_LIMIT
 
 
-def _stage_limit_for(path: str | os.PathLike[str], limit: str | None) -> str | None:
-    """DuckDB's limit while ``path`` is staged: :data:`STAGE_MEMORY_LIMIT` for a large file under :data:`AUTO`."""
-    return STAGE_MEMORY_LIMIT if limit == AUTO and _limit_for(path, limit) == POST_MEMORY_LIMIT else None
+def _stage_limit_for(path: str | os.PathLike[str], limit: str | None, *, batch: bool) -> str | None:
+    """DuckDB's limit while ``path`` is staged under :data:`AUTO`: :data:`STAGE_MEMORY_LIMIT` where the file
+    gets :data:`POST_MEMORY_LIMIT` (alone, or large in a batch)."""
+    if limit != AUTO:
+        return None
+    return STAGE_MEMORY_LIMIT if _limit_for(path, limit, batch=batch) == POST_MEMORY_LIMIT else None
 
 
 def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None, str | None], FileOutcome],
@@ -308,10 +316,10 @@ def _post_pipelined(recon: Any, paths: list[str | os.PathLike[str]], user_id: st
                     prepared = None
             submit(i + 2)
             try:
-                limit = _limit_for(path, memory_limit)
+                limit = _limit_for(path, memory_limit, batch=True)
                 report.files.append(_within_memory(recon, limit, lambda ready, stage, p=path: post_file(
                     recon, p, user_id, dry_run=dry_run, write_off=codes, prepared=ready, stage_limit=stage),
-                    prepared, stage_limit=_stage_limit_for(path, memory_limit)))
+                    prepared, stage_limit=_stage_limit_for(path, memory_limit, batch=True)))
             finally:
                 if i in folders:
                     shutil.rmtree(folders.pop(i), ignore_errors=True)

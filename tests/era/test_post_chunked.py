@@ -266,22 +266,25 @@ def test_each_file_of_a_batch_that_outgrows_the_posting_limit_is_posted_again_al
 
 
 def test_memory_limit_by_file_size(tmp_path: Path) -> None:
-    """AUTO holds a large file's posting to 100 MB (flat memory) and a small one to 150 MB (a batch's speed)."""
+    """AUTO holds a file posted alone, and a large file of a batch, to 100 MB (flat memory), and a small file
+    of a batch to 150 MB (a batch's speed)."""
     from recon.remit.post import AUTO, LARGE_FILE, POST_MEMORY_LIMIT, SMALL_FILE_MEMORY_LIMIT, _limit_for
 
     small, large = tmp_path / "small.835", tmp_path / "large.835"
     small.write_text("ISA")
     with large.open("wb") as fh:  # sparse: the size is what counts
         fh.truncate(LARGE_FILE + 1)
-    assert _limit_for(small, AUTO) == SMALL_FILE_MEMORY_LIMIT == "150MB"
-    assert _limit_for(large, AUTO) == POST_MEMORY_LIMIT == "100MB"
-    assert _limit_for(tmp_path / "missing.835", AUTO) == POST_MEMORY_LIMIT
-    assert _limit_for(large, "2MB") == "2MB" and _limit_for(small, None) is None
+    assert _limit_for(small, AUTO, batch=True) == SMALL_FILE_MEMORY_LIMIT == "150MB"
+    assert _limit_for(large, AUTO, batch=True) == POST_MEMORY_LIMIT == "100MB"
+    assert _limit_for(small, AUTO, batch=False) == _limit_for(large, AUTO, batch=False) == POST_MEMORY_LIMIT
+    assert _limit_for(tmp_path / "missing.835", AUTO, batch=True) == POST_MEMORY_LIMIT
+    assert _limit_for(large, "2MB", batch=True) == "2MB" and _limit_for(small, None, batch=False) is None
 
 
 def test_staging_limit_holds_while_staging_and_is_set_back(tmp_path: Path) -> None:
-    """A large file is staged with DuckDB at STAGE_MEMORY_LIMIT and finished at the posting's limit; a
-    staging that runs out of it writes nothing, and the limit before the posting is set back either way."""
+    """A file posted alone, or a large one, is staged with DuckDB at STAGE_MEMORY_LIMIT and finished at the
+    posting's limit; a staging that runs out of it writes nothing, and the limit before the posting is set
+    back either way."""
     import duckdb
 
     from recon.remit import post as posting
@@ -291,8 +294,10 @@ def test_staging_limit_holds_while_staging_and_is_set_back(tmp_path: Path) -> No
     small.write_text("ISA")
     with large.open("wb") as fh:
         fh.truncate(LARGE_FILE + 1)
-    assert _stage_limit_for(large, AUTO) == STAGE_MEMORY_LIMIT == "80MB"
-    assert _stage_limit_for(small, AUTO) is None and _stage_limit_for(large, "2MB") is None
+    assert _stage_limit_for(large, AUTO, batch=True) == STAGE_MEMORY_LIMIT == "80MB"
+    assert _stage_limit_for(small, AUTO, batch=False) == _stage_limit_for(large, AUTO, batch=False) == "80MB"
+    assert _stage_limit_for(small, AUTO, batch=True) is None
+    assert _stage_limit_for(large, "2MB", batch=False) is None
 
     folder = write_practice(tmp_path / "practice", CHUNKED)
     db = tmp_path / "stage.duckdb"
