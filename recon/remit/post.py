@@ -50,8 +50,9 @@ from recon.store.sql import bind
 DEFAULT_WRITE_OFF = ("CO-45", "CO-253")
 PREVIEW_LIMIT = 2000
 POST_MEMORY_LIMIT = "100MB"
-"""DuckDB's memory limit while a file is posted alone, or a file larger than :data:`LARGE_FILE` in a batch
-(its staging at :data:`STAGE_MEMORY_LIMIT`); :data:`SMALL_FILE_MEMORY_LIMIT` for a smaller file of a batch.
+"""DuckDB's memory limit while a file larger than :data:`LARGE_FILE` is posted (its staging at
+:data:`STAGE_MEMORY_LIMIT`); :data:`SMALL_FILE_MEMORY_LIMIT` for a smaller file of a batch,
+:data:`ALONE_MEMORY_LIMIT` for one posted alone.
 
 Staging and the posting's finish spill their working tables past it, and the finish's
 large statements take the file in pieces (``Poster.PIECE``), so what a file needs stays
@@ -75,9 +76,12 @@ at 100 MB, 276-278 MiB at 80 MB, with the finish at 100 MB peaking at 272 MiB ei
 SMALL_FILE_MEMORY_LIMIT = "150MB"
 """DuckDB's limit for a file of at most :data:`LARGE_FILE` in a batch: such a file posts as fast as with the
 session's limit (the million-claim batch of 32 files of ~10 MB: 91 s at 300 MB, 116 s at 100 MB, 91-104 s at
-150 MB, 2026-12-02 on a quiet machine). A file posted alone gets :data:`POST_MEMORY_LIMIT` and the staging limit
-whatever its size: a 10 MB `recon era` peaked at 255-267 MiB at 150 MB, 212-214 MiB at 100/80 MB, 5% slower
-(1.74 against 1.65 s, the same day)."""
+150 MB, 2026-12-02 on a quiet machine)."""
+ALONE_MEMORY_LIMIT = "120MB"
+"""DuckDB's limit for a file of at most :data:`LARGE_FILE` posted alone, its staging at :data:`STAGE_MEMORY_LIMIT`.
+A 10 MB `recon era` (three interleaved rounds, 2026-12-02): 150 MB 1.65 s and 256-266 MiB peak; 150/80 MB
+1.67-1.69 s, 250-267 MiB; 120/80 MB 1.70-1.72 s, 230 MiB; 100/80 MB 1.70-1.75 s, 211-215 MiB. 120 MB keeps
+a margin under both of issue 11's goals (300 MB; 4 times the floor process, here 2.9-3.4)."""
 LARGE_FILE = 32 * 1024 * 1024
 PREPARED_MATCH = 48_000
 """Claims of a prepared file (chunks a reader process wrote) matched by one run of the per-chunk statements:
@@ -85,8 +89,9 @@ its chunks are loaded first and matched together, ~3 chunks at a time. The chunk
 Python memory, not DuckDB's, so this process need not match in its steps; a batch's files of ~31,000 claims
 match in one run instead of two or three (the million-claim batch 40.6 -> 37.8 s in process, 2026-12-02)."""
 AUTO = "auto"
-"""``memory_limit`` by each file's size and whether it is posted alone: :data:`POST_MEMORY_LIMIT` (staging at
-:data:`STAGE_MEMORY_LIMIT`), or for a file of at most :data:`LARGE_FILE` in a batch :data:`SMALL_FILE_MEMORY_LIMIT`."""
+"""``memory_limit`` by each file's size and whether it is posted alone: :data:`POST_MEMORY_LIMIT` for a large
+file, else :data:`SMALL_FILE_MEMORY_LIMIT` in a batch or :data:`ALONE_MEMORY_LIMIT` alone; the staging of a large
+file or of one posted alone at :data:`STAGE_MEMORY_LIMIT`."""
 Progress = Callable[[int, int, str], None]
 
 
@@ -203,21 +208,24 @@ def _limit_for(path: str | os.PathLike[str], limit: str | None, *, batch: bool) 
     """DuckDB's limit for posting ``path``: ``limit`` itself unless it is :data:`AUTO`."""
     if limit != AUTO:
         return limit
-    if not batch:
+    if _large(path):
         return POST_MEMORY_LIMIT
-    try:
-        large = os.path.getsize(path) > LARGE_FILE
-    except OSError:  # post_file reports the file; the limit does not matter then
-        large = True
-    return POST_MEMORY_LIMIT if large else SMALL_FILE_MEMORY_LIMIT
+    return SMALL_FILE_MEMORY_LIMIT if batch else ALONE_MEMORY_LIMIT
 
 
 def _stage_limit_for(path: str | os.PathLike[str], limit: str | None, *, batch: bool) -> str | None:
-    """DuckDB's limit while ``path`` is staged under :data:`AUTO`: :data:`STAGE_MEMORY_LIMIT` where the file
-    gets :data:`POST_MEMORY_LIMIT` (alone, or large in a batch)."""
+    """DuckDB's limit while ``path`` is staged under :data:`AUTO`: :data:`STAGE_MEMORY_LIMIT` for a large
+    file or one posted alone."""
     if limit != AUTO:
         return None
-    return STAGE_MEMORY_LIMIT if _limit_for(path, limit, batch=batch) == POST_MEMORY_LIMIT else None
+    return STAGE_MEMORY_LIMIT if not batch or _large(path) else None
+
+
+def _large(path: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.getsize(path) > LARGE_FILE
+    except OSError:  # post_file reports the file; the limit does not matter then
+        return True
 
 
 def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | None, str | None], FileOutcome],

@@ -266,9 +266,16 @@ def test_each_file_of_a_batch_that_outgrows_the_posting_limit_is_posted_again_al
 
 
 def test_memory_limit_by_file_size(tmp_path: Path) -> None:
-    """AUTO holds a file posted alone, and a large file of a batch, to 100 MB (flat memory), and a small file
-    of a batch to 150 MB (a batch's speed)."""
-    from recon.remit.post import AUTO, LARGE_FILE, POST_MEMORY_LIMIT, SMALL_FILE_MEMORY_LIMIT, _limit_for
+    """AUTO holds a large file to 100 MB (flat memory), a small file of a batch to 150 MB (a batch's speed)
+    and one posted alone to 120 MB."""
+    from recon.remit.post import (
+        ALONE_MEMORY_LIMIT,
+        AUTO,
+        LARGE_FILE,
+        POST_MEMORY_LIMIT,
+        SMALL_FILE_MEMORY_LIMIT,
+        _limit_for,
+    )
 
     small, large = tmp_path / "small.835", tmp_path / "large.835"
     small.write_text("ISA")
@@ -276,7 +283,8 @@ def test_memory_limit_by_file_size(tmp_path: Path) -> None:
         fh.truncate(LARGE_FILE + 1)
     assert _limit_for(small, AUTO, batch=True) == SMALL_FILE_MEMORY_LIMIT == "150MB"
     assert _limit_for(large, AUTO, batch=True) == POST_MEMORY_LIMIT == "100MB"
-    assert _limit_for(small, AUTO, batch=False) == _limit_for(large, AUTO, batch=False) == POST_MEMORY_LIMIT
+    assert _limit_for(small, AUTO, batch=False) == ALONE_MEMORY_LIMIT == "120MB"
+    assert _limit_for(large, AUTO, batch=False) == POST_MEMORY_LIMIT
     assert _limit_for(tmp_path / "missing.835", AUTO, batch=True) == POST_MEMORY_LIMIT
     assert _limit_for(large, "2MB", batch=True) == "2MB" and _limit_for(small, None, batch=False) is None
 
