@@ -67,10 +67,11 @@ was posted again at 300 MB), 308 MB at 100 MB in pieces, 273.5 MiB with its stag
 :data:`STAGE_MEMORY_LIMIT` (`/usr/bin/time -v`, later that day). A batch's posting process spends ~20% more
 CPU at 100 MB than at 150 MB (8 files: 22.6 against 17.2 s), hence :data:`SMALL_FILE_MEMORY_LIMIT`."""
 STAGE_MEMORY_LIMIT = "80MB"
-"""DuckDB's limit while a file larger than :data:`LARGE_FILE` is read and staged (its finish then gets
-:data:`POST_MEMORY_LIMIT`). Staging works a chunk at a time and its tables spill (a 300 MB file ends its staging
-with 23 MB of them in memory and 607 MB in temp files), so it needs little; the reading's own Python memory
-comes on top of it there, and that was the process's peak. 300 MB file, RSS sampled every 50 ms: staging 314 MiB
+"""DuckDB's limit while a file larger than :data:`LARGE_FILE`, or any file posted alone, is read and staged
+(its finish then gets :data:`POST_MEMORY_LIMIT` or :data:`ALONE_MEMORY_LIMIT`). Staging works a chunk at a
+time and its tables spill (a 300 MB file ends its staging with 23 MB of them in memory and 607 MB in temp
+files), so it needs little; the reading's own Python memory comes on top of it there, and that was the
+process's peak. 300 MB file, RSS sampled every 50 ms: staging 314 MiB
 at 100 MB, 276-278 MiB at 80 MB, with the finish at 100 MB peaking at 272 MiB either way and the same time
 (2026-12-02). At 64 MB a chunk's statements ran out of it (the file was posted again at the session's limit)."""
 SMALL_FILE_MEMORY_LIMIT = "150MB"

@@ -363,3 +363,47 @@ def test_a_staging_out_of_its_limit_is_posted_again_at_the_posting_limit_first(t
             assert [s for s, _ in calls] == [s for s, _ in expected]
             assert all(abs(m - e) < 0.2 for (_, m), (_, e) in zip(calls, expected, strict=True)), calls
             assert abs(mib() - session) < 0.2
+
+
+@pytest.mark.parametrize("match", [1, 2, 1000])
+def test_prepared_chunks_matched_together_post_what_one_chunk_posts(
+    practice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, match: int
+) -> None:
+    """A reader process's chunks are matched PREPARED_MATCH claims at a time: a chunk a run, some, or all
+    of a file; each posts exactly what the file posted in process does."""
+    import functools
+
+    from recon.remit import era835, prepare
+    from recon.remit import post as posting
+    from recon.remit.prepare import prepare_file
+
+    paths = balanced(files(tmp_path))
+    whole, prepared = tmp_path / "whole.duckdb", tmp_path / "prepared.duckdb"
+    for db in (whole, prepared):
+        db.write_bytes(practice.read_bytes())
+    expected = post_all(whole, paths)
+    monkeypatch.setattr(posting, "PREPARED_MATCH", match)
+    # the reader hands over one claim at a time, so with chunk_rows=1 each claim is a chunk of its own
+    monkeypatch.setattr(prepare, "read_835_stream", functools.partial(era835.read_835_stream, batch=1))
+    runs: list[tuple[int, int]] = []
+    run_after = posting.Stager.run_after
+    monkeypatch.setattr(posting.Stager, "run_after",
+                        lambda self, lo, hi: (hi > lo and runs.append((lo, hi)), run_after(self, lo, hi))[1])
+    got, chunks = [], []
+    with Recon.open(prepared) as recon:
+        for path in paths:
+            scratch = tmp_path / f"scratch-{path.stem}"
+            scratch.mkdir()
+            ready = prepare_file(path, path.name, str(scratch), chunk_rows=1)
+            assert not ready.in_process, ready.in_process
+            chunks.append([(lo, hi) for lo, hi, _ in ready.chunks if hi > lo])
+            out = post_file(recon, path, "ana", prepared=ready)
+            assert out.status == "posted", out.message
+            got.append((out.summary(), out.warnings, out.problems, out.claims))
+    assert got == expected
+    assert dump(prepared) == dump(whole)
+    assert max(len(c) for c in chunks) > 1  # some file came in several chunks
+    if match == 1:
+        assert runs == [c for file in chunks for c in file]  # each chunk matched as it came
+    if match == 1000:
+        assert runs == [(file[0][0], file[-1][1]) for file in chunks]  # each file matched in one run
