@@ -245,26 +245,20 @@ def _within_memory(recon: Any, limit: str | None, post: Callable[[Prepared | Non
     import duckdb
 
     con = recon.con
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    session = str(row[0]) if row else None
+    session = _current_limit(con)
+    stages = [stage_limit, None] if stage_limit else [None]  # the tries at ``limit``: staging held, then not
     try:
         try:
             con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.OutOfMemoryException:  # DuckDB holds more than that already (the limit may still be set)
-            pass
-        else:
+            stages = []
+        for n, stage in enumerate(stages, start=1):
             try:
-                return post(prepared, stage_limit)
+                return post(prepared, stage)
             except duckdb.OutOfMemoryException:
-                if session is None and not stage_limit:
+                if session is None and n == len(stages):
                     raise
                 prepared = None
-            if stage_limit:  # one step up before the session's limit: the staging's own limit was the tight one
-                try:
-                    return post(None, None)
-                except duckdb.OutOfMemoryException:
-                    if session is None:
-                        raise
         if session is not None:
             con.execute(f"SET memory_limit = '{session}'")
         return post(prepared, None)
